@@ -1,0 +1,95 @@
+//! The node's one wasmtime [`Engine`]: configuration, the epoch ticker and the
+//! linker every container is instantiated through.
+//!
+//! Why one engine: compiled components are tied to the engine's settings, and the
+//! pooling allocator's slots are shared by every instance on the node, so a fresh
+//! instance per HTTP request costs microseconds (ENGINE-NOTES, "Serving HTTP").
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::error::RuntimeError;
+use crate::store::ContainerData;
+
+/// How often the epoch advances. A guest runs at most this long before it yields
+/// to the scheduler (time-slicing), and CPU limits are accounted in these steps.
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// Largest linear memory one guest may have. Memory limits below this are
+/// enforced by the store's limiter; this is the pooling slot size.
+pub const MAX_MEMORY_BYTES: usize = 4 << 30;
+
+/// Concurrent component instances the pool holds. Each HTTP request in flight and
+/// each running command container uses one.
+pub const POOL_COMPONENT_INSTANCES: u32 = 1000;
+
+/// A Rust component has several core instances (the guest plus the WASI adapter
+/// shims), so the core pool is larger than the component pool.
+pub const POOL_CORE_INSTANCES: u32 = 4 * POOL_COMPONENT_INSTANCES;
+
+/// The wasmtime engine and the linker with all of WASI 0.2 and `wasi:http`.
+#[derive(Clone)]
+pub struct WasmEngine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    engine: Engine,
+    linker: Linker<ContainerData>,
+}
+
+impl WasmEngine {
+    /// Builds the engine and starts its epoch ticker: a plain thread, so the engine
+    /// outlives any one tokio runtime; it ends when the engine is dropped.
+    pub fn new() -> Result<Self, RuntimeError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.parallel_compilation(true);
+
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_COMPONENT_INSTANCES);
+        pool.total_core_instances(POOL_CORE_INSTANCES);
+        pool.total_memories(2 * POOL_COMPONENT_INSTANCES);
+        pool.total_tables(POOL_CORE_INSTANCES);
+        pool.total_stacks(POOL_COMPONENT_INSTANCES);
+        pool.max_memory_size(MAX_MEMORY_BYTES);
+        pool.max_core_instances_per_component(64);
+        pool.max_memories_per_component(16);
+        pool.max_tables_per_component(64);
+        pool.max_component_instance_size(1 << 20);
+        pool.max_core_instance_size(1 << 20);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+
+        let engine = Engine::new(&config).map_err(RuntimeError::engine)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
+
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("capstan-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(RuntimeError::engine)?;
+        Ok(Self {
+            inner: Arc::new(EngineInner { engine, linker }),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn linker(&self) -> &Linker<ContainerData> {
+        &self.inner.linker
+    }
+}

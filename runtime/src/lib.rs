@@ -1,0 +1,31 @@
+//! The Capstan node runtime: runs Kubernetes pods whose containers are WebAssembly
+//! components.
+//!
+//! Owns: the wasmtime engine (pooling allocator, epoch time-slicing), the image
+//! store and compiled-code cache, each container's sandbox (WASI context, root
+//! filesystem, volumes, logs, memory and CPU limits), the pod lifecycle and the
+//! worker that drives it, and the pod's port routing.
+//!
+//! Must not touch: the Kubernetes API, scheduling or controllers (`control/`), and
+//! Kubernetes object semantics that need no I/O (parsing, defaulting, validation,
+//! env resolution: `capstan-core`). The lifecycle (`lifecycle`) and status
+//! (`status`) modules are pure and tested without wasmtime or timers.
+
+pub mod container;
+pub mod engine;
+pub mod error;
+pub mod images;
+pub mod lifecycle;
+pub mod logs;
+pub mod network;
+pub mod pod;
+pub mod publish;
+pub mod runtime;
+pub mod sandbox;
+pub mod status;
+pub mod store;
+pub mod volumes;
+
+pub use error::RuntimeError;
+pub use pod::PodHandle;
+pub use runtime::{Runtime, RuntimeConfig};

@@ -1,0 +1,488 @@
+//! The pod worker: one task per pod that feeds events into the pure lifecycle
+//! (`lifecycle.rs`) and carries out its effects — creating containers, timers,
+//! stopping — then publishes the pod's status.
+//!
+//! As in the kubelet's pod workers, one task owns a pod, a pending kill is never
+//! overwritten, and a terminating pod never comes back.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use capstan_core::env::{ConfigObjects, PodFacts, expand_command, resolve_env};
+use capstan_core::k8s_openapi::api::core::v1::{Container, Pod};
+use capstan_core::quantity;
+use tokio::sync::{mpsc, watch};
+
+use crate::container::{HttpServer, KILLED_EXIT_CODE, Program, run_command};
+use crate::lifecycle::{Effect, Event, Exit, PodLifecycle};
+use crate::logs::ContainerLog;
+use crate::network::PodNetwork;
+use crate::runtime::RuntimeInner;
+use crate::sandbox::{ContainerPlan, fresh_rootfs, termination_message};
+use crate::status::{PodRunInfo, pod_status};
+use crate::volumes::PodVolumes;
+
+/// What the worker tells a container's task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    Run,
+    /// Stop gracefully (stop serving, finish in-flight work).
+    Term,
+    /// Stop now: interrupt and drop the instance.
+    Kill,
+}
+
+/// Control of a running pod.
+pub struct PodHandle {
+    status: watch::Receiver<Pod>,
+    finished: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<Event>,
+    network: PodNetwork,
+}
+
+impl PodHandle {
+    /// The pod with its current status; changes are signalled.
+    pub fn status(&self) -> watch::Receiver<Pod> {
+        self.status.clone()
+    }
+
+    /// The pod's ports (for `--publish`).
+    pub fn network(&self) -> PodNetwork {
+        self.network.clone()
+    }
+
+    /// Asks the pod to stop: routing stops, containers get `grace` to exit, then
+    /// they are interrupted. `None` uses the pod's `terminationGracePeriodSeconds`.
+    pub fn stop(&self, grace: Option<Duration>) {
+        let grace = grace.unwrap_or_else(|| {
+            let pod = self.status.borrow();
+            let secs = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+                .unwrap_or(30);
+            Duration::from_secs(secs.max(0) as u64)
+        });
+        let _ = self.events.send(Event::Stop { grace });
+    }
+
+    /// Resolves when nothing in the pod runs any more, with its final state.
+    pub async fn wait(&self) -> Pod {
+        let mut finished = self.finished.clone();
+        let _ = finished.wait_for(|f| *f).await;
+        self.status.borrow().clone()
+    }
+}
+
+struct Running {
+    signal: watch::Sender<Signal>,
+}
+
+pub(crate) struct Worker {
+    rt: Arc<RuntimeInner>,
+    pod: Pod,
+    config: Arc<ConfigObjects>,
+    facts: PodFacts,
+    dir: PathBuf,
+    volumes: Option<PodVolumes>,
+    lc: PodLifecycle,
+    begun: Instant,
+    info: PodRunInfo,
+    tx: mpsc::UnboundedSender<Event>,
+    running: HashMap<String, Running>,
+    network: PodNetwork,
+    status_tx: watch::Sender<Pod>,
+    finished_tx: watch::Sender<bool>,
+}
+
+impl Worker {
+    pub(crate) fn spawn(
+        rt: Arc<RuntimeInner>,
+        pod: Pod,
+        config: Arc<ConfigObjects>,
+        facts: PodFacts,
+        dir: PathBuf,
+    ) -> PodHandle {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let names = |cs: &[Container]| cs.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let (lc, effects) = PodLifecycle::new(
+            &policy,
+            &names(spec.init_containers.as_deref().unwrap_or_default()),
+            &names(&spec.containers),
+        );
+        let info = PodRunInfo {
+            pod_ip: facts.pod_ip.clone(),
+            host_ip: facts.host_ip.clone(),
+            started: crate::status::now(),
+            qos_class: capstan_core::defaults::qos_class(&pod).to_string(),
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (status_tx, status) = watch::channel(pod.clone());
+        let (finished_tx, finished) = watch::channel(false);
+        let network = PodNetwork::default();
+        let handle = PodHandle {
+            status,
+            finished,
+            events: tx.clone(),
+            network: network.clone(),
+        };
+        let mut w = Worker {
+            rt,
+            pod,
+            config,
+            facts,
+            dir,
+            volumes: None,
+            lc,
+            begun: Instant::now(),
+            info,
+            tx,
+            running: HashMap::new(),
+            network,
+            status_tx,
+            finished_tx,
+        };
+        tokio::spawn(async move {
+            w.apply(effects);
+            w.publish();
+            while let Some(event) = rx.recv().await {
+                if let Event::Exited { container, .. } | Event::StartFailed { container, .. } = &event {
+                    w.running.remove(container);
+                }
+                let effects = w.lc.step(event, w.begun.elapsed());
+                w.apply(effects);
+                w.publish();
+                if w.lc.is_finished() && w.running.is_empty() {
+                    break;
+                }
+            }
+            w.network.close();
+            let _ = w.finished_tx.send(true);
+        });
+        handle
+    }
+
+    fn publish(&mut self) {
+        let mut pod = self.pod.clone();
+        pod.status = Some(pod_status(&self.lc, &self.pod, &self.info));
+        self.status_tx.send_replace(pod);
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Start { container } => self.start(&container),
+                Effect::StartAfter { container, delay } => {
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = tx.send(Event::BackoffDone { container });
+                    });
+                }
+                Effect::StopAll { grace } => {
+                    for r in self.running.values() {
+                        let _ = r.signal.send(Signal::Term);
+                    }
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        let _ = tx.send(Event::GraceExpired);
+                    });
+                }
+                Effect::KillAll => {
+                    for r in self.running.values() {
+                        let _ = r.signal.send(Signal::Kill);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Evicts the pod when an emptyDir grows past its `sizeLimit`, as the kubelet's
+    /// eviction manager does.
+    fn watch_size_limits(&self, volumes: &PodVolumes) {
+        let limited = volumes.size_limited(&self.pod);
+        if limited.is_empty() {
+            return;
+        }
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            while !tx.is_closed() {
+                for (name, dir, limit) in &limited {
+                    let used = crate::volumes::dir_size(dir);
+                    if used > *limit {
+                        let message = format!(
+                            "Usage of EmptyDir volume {name:?} exceeds the limit of {limit} bytes (uses {used})."
+                        );
+                        let _ = tx.send(Event::Evict { message });
+                        return;
+                    }
+                }
+                tokio::time::sleep(SIZE_CHECK_PERIOD).await;
+            }
+        });
+    }
+
+    fn container_spec(&self, name: &str) -> Option<(Container, String)> {
+        let spec = self.pod.spec.as_ref()?;
+        if let Some(i) = spec
+            .init_containers
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .position(|c| c.name == name)
+        {
+            return Some((
+                spec.init_containers.as_ref()?[i].clone(),
+                format!("spec.initContainers[{i}]"),
+            ));
+        }
+        let i = spec.containers.iter().position(|c| c.name == name)?;
+        Some((spec.containers[i].clone(), format!("spec.containers[{i}]")))
+    }
+
+    fn fail_start(&self, container: &str, reason: &str, message: String) {
+        let _ = self.tx.send(Event::StartFailed {
+            container: container.to_string(),
+            reason: reason.to_string(),
+            message,
+        });
+    }
+
+    /// Creates a container and runs it in its own task.
+    fn start(&mut self, name: &str) {
+        let Some((c, field)) = self.container_spec(name) else {
+            return;
+        };
+        if self.volumes.is_none() {
+            match PodVolumes::prepare(
+                &self.pod,
+                &self.dir,
+                &self.facts,
+                self.config.as_ref(),
+                &self.rt.volume_policy,
+            ) {
+                Ok(v) => {
+                    self.watch_size_limits(&v);
+                    self.volumes = Some(v);
+                }
+                Err(e) => return self.fail_start(name, "ContainerCreating", format!("MountVolume.SetUp failed: {e}")),
+            }
+        }
+        let Some(volumes) = self.volumes.as_ref() else { return };
+        let mounts = match volumes.mounts(&c, &field) {
+            Ok(m) => m,
+            Err(e) => return self.fail_start(name, "CreateContainerConfigError", e.to_string()),
+        };
+        let env = match resolve_env(&self.pod, &c, &self.facts, self.config.as_ref()) {
+            Ok(env) => env,
+            Err(e) => return self.fail_start(name, "CreateContainerConfigError", e.to_string()),
+        };
+        let image = c.image.clone().unwrap_or_default();
+        let (command, args) = expand_command(&c, &env);
+        let has_command = !command.is_empty();
+        let program_name = image
+            .rsplit('/')
+            .next()
+            .unwrap_or(&image)
+            .split(':')
+            .next()
+            .unwrap_or("main")
+            .to_string();
+        let argv: Vec<String> = if has_command {
+            command.into_iter().chain(args).collect()
+        } else {
+            std::iter::once(program_name).chain(args).collect()
+        };
+        let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
+        let memory_limit = limits
+            .and_then(|l| l.get("memory"))
+            .and_then(|q| quantity::parse(&q.0).ok())
+            .map(|q| q.as_bytes_ceil().max(0) as u64);
+        let cpu_millis = limits
+            .and_then(|l| l.get("cpu"))
+            .and_then(|q| quantity::parse(&q.0).ok())
+            .map(|q| q.as_millis_ceil().max(1) as u64);
+        let cdir = self.dir.join("containers").join(name);
+        let log = match ContainerLog::open(&cdir.join("current.log")) {
+            Ok(l) => l,
+            Err(e) => return self.fail_start(name, "CreateContainerError", format!("log file: {e}")),
+        };
+        let rootfs = cdir.join("rootfs");
+        let mount_points: Vec<String> = mounts.iter().map(|m| m.guest.clone()).collect();
+        if let Err(e) = fresh_rootfs(&rootfs, &mount_points) {
+            return self.fail_start(name, "CreateContainerError", e.to_string());
+        }
+        let plan = ContainerPlan {
+            name: name.to_string(),
+            argv,
+            env,
+            cwd: c.working_dir.clone(),
+            rootfs,
+            mounts,
+            memory_limit,
+            cpu_millis,
+            log,
+        };
+        let port = c
+            .ports
+            .as_deref()
+            .and_then(|p| p.first())
+            .map(|p| p.container_port)
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(DEFAULT_HTTP_PORT);
+        let (signal, signal_rx) = watch::channel(Signal::Run);
+        self.running.insert(name.to_string(), Running { signal });
+        let run = ContainerRun {
+            rt: self.rt.clone(),
+            tx: self.tx.clone(),
+            plan,
+            image,
+            http: !has_command,
+            port,
+            network: self.network.clone(),
+            message_path: c
+                .termination_message_path
+                .clone()
+                .unwrap_or_else(|| "/dev/termination-log".into()),
+            fallback_to_logs: c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
+        };
+        tokio::spawn(run.run(signal_rx));
+    }
+}
+
+/// How often emptyDir usage is measured against `sizeLimit`.
+const SIZE_CHECK_PERIOD: Duration = Duration::from_millis(500);
+
+/// The port an HTTP component serves when its container declares none (the port
+/// of the book's examples).
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+
+/// One start of one container, run in its own task.
+struct ContainerRun {
+    rt: Arc<RuntimeInner>,
+    tx: mpsc::UnboundedSender<Event>,
+    plan: ContainerPlan,
+    image: String,
+    /// No `command` given: an HTTP component is served rather than run.
+    http: bool,
+    port: u16,
+    network: PodNetwork,
+    message_path: String,
+    fallback_to_logs: bool,
+}
+
+impl ContainerRun {
+    async fn run(self, mut signal: watch::Receiver<Signal>) {
+        let name = self.plan.name.clone();
+        let (image_id, program) = match self.rt.program(&self.image).await {
+            Ok(p) => p,
+            Err(e) => {
+                let reason = match e {
+                    crate::error::RuntimeError::ImageNotFound(_) => "ErrImagePull",
+                    _ => "CreateContainerError",
+                };
+                let _ = self.tx.send(Event::StartFailed {
+                    container: name,
+                    reason: reason.into(),
+                    message: e.to_string(),
+                });
+                return;
+            }
+        };
+        let _ = self.tx.send(Event::Started {
+            container: name.clone(),
+            image_id,
+        });
+        let exit = self.run_program(&program, &mut signal).await;
+        let exit = self.with_message(exit);
+        let _ = self.tx.send(Event::Exited { container: name, exit });
+    }
+
+    async fn run_program(&self, program: &Program, signal: &mut watch::Receiver<Signal>) -> Exit {
+        let engine = &self.rt.engine;
+        let serve = if self.http { program.proxy.clone() } else { None };
+        // A command (or the startup `run` of an HTTP component) runs first.
+        if let Some(cmd) = &program.command {
+            let ran = tokio::select! {
+                r = run_command(engine, cmd, &self.plan) => r,
+                _ = until(signal, Signal::Kill) => return killed(),
+            };
+            match ran {
+                Err(e) => return Exit::new(128, "ContainerCannotRun", e.to_string()),
+                Ok(exit) if serve.is_none() || exit.code != 0 => return exit,
+                Ok(_) => {}
+            }
+            if *signal.borrow() != Signal::Run {
+                return Exit::new(0, "Completed", "");
+            }
+        }
+        let Some(pre) = serve else {
+            return Exit::new(
+                128,
+                "ContainerCannotRun",
+                format!("image {:?} has no wasi:cli/run to run the given command", self.image),
+            );
+        };
+        let (ended_tx, mut ended_rx) = mpsc::channel(1);
+        let server = Arc::new(HttpServer::new(engine.clone(), pre, self.plan.clone(), ended_tx));
+        if let Err(e) = self.network.bind(self.port, server.clone()) {
+            self.plan.log.note(&format!("capstan: {e}"));
+            return Exit::new(1, "Error", e.to_string());
+        }
+        let _ = self.tx.send(Event::Ready {
+            container: self.plan.name.clone(),
+            ready: true,
+        });
+        let exit = tokio::select! {
+            Some(exit) = ended_rx.recv() => exit,
+            _ = until(signal, Signal::Term) => {
+                self.network.unbind(self.port, &self.plan.name);
+                tokio::select! {
+                    _ = server.drain() => Exit::new(0, "Completed", ""),
+                    _ = until(signal, Signal::Kill) => killed(),
+                }
+            }
+        };
+        self.network.unbind(self.port, &self.plan.name);
+        exit
+    }
+
+    /// Fills in the termination message as the kubelet does.
+    fn with_message(&self, mut exit: Exit) -> Exit {
+        if let Some(msg) = termination_message(&self.plan, &self.message_path) {
+            exit.message = msg;
+        } else if self.fallback_to_logs && exit.code != 0 {
+            exit.message = last_lines(&self.plan.log.tail(FALLBACK_LOG_BYTES), FALLBACK_LOG_LINES);
+        }
+        exit
+    }
+}
+
+/// `FallbackToLogsOnError` takes at most the last 80 lines or 2048 bytes of the log.
+const FALLBACK_LOG_LINES: usize = 80;
+const FALLBACK_LOG_BYTES: usize = 2048;
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn killed() -> Exit {
+    Exit::new(KILLED_EXIT_CODE, "Error", "killed after the termination grace period")
+}
+
+/// Resolves once the signal is at least `level` (Kill implies Term).
+async fn until(signal: &mut watch::Receiver<Signal>, level: Signal) {
+    let reached = |s: &Signal| match level {
+        Signal::Run => true,
+        Signal::Term => *s != Signal::Run,
+        Signal::Kill => *s == Signal::Kill,
+    };
+    if signal.wait_for(reached).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

@@ -1,0 +1,171 @@
+//! The runtime's front door: one per node process. Owns the engine, the image
+//! store, the compiled-program cache and the node's settings, and starts pods.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use capstan_core::env::{ConfigObjects, PodFacts};
+use capstan_core::k8s_openapi::api::core::v1::Pod;
+use tokio::sync::OnceCell;
+
+use crate::container::Program;
+use crate::engine::WasmEngine;
+use crate::error::RuntimeError;
+use crate::images::ImageStore;
+use crate::pod::{PodHandle, Worker};
+use crate::volumes::VolumePolicy;
+
+/// Settings of a node's runtime.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Where images, compiled code, pods (logs, volumes, root filesystems) live.
+    pub data_dir: PathBuf,
+    pub node_name: String,
+    pub host_ip: String,
+    /// Lets pods mount node directories with `hostPath`.
+    pub allow_host_path: bool,
+}
+
+impl RuntimeConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            node_name: "capstan".into(),
+            host_ip: "127.0.0.1".into(),
+            allow_host_path: false,
+        }
+    }
+}
+
+/// First pod address handed out; pods get consecutive addresses of 10.88.0.0/16
+/// (the range podman uses), reachable only inside Capstan.
+const POD_NETWORK: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 0);
+
+pub(crate) struct RuntimeInner {
+    pub(crate) engine: WasmEngine,
+    pub(crate) images: ImageStore,
+    pub(crate) volume_policy: VolumePolicy,
+    config: RuntimeConfig,
+    programs: Mutex<HashMap<String, Arc<OnceCell<Arc<Program>>>>>,
+    next_ip: AtomicU32,
+}
+
+/// A node's runtime. Cloning shares it.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+impl Runtime {
+    /// Opens the data directory and builds the engine (needs a tokio runtime).
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let engine = WasmEngine::new()?;
+        let images = ImageStore::open(&config.data_dir.join("images"), engine.clone())?;
+        let volume_policy = VolumePolicy {
+            allow_host_path: config.allow_host_path,
+            claims_dir: config.data_dir.join("claims"),
+        };
+        Ok(Self {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                images,
+                volume_policy,
+                config,
+                programs: Mutex::new(HashMap::new()),
+                next_ip: AtomicU32::new(2),
+            }),
+        })
+    }
+
+    pub fn images(&self) -> &ImageStore {
+        &self.inner.images
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Starts a pod that has been defaulted and validated. `config` holds the
+    /// ConfigMaps and Secrets its env and volumes may refer to.
+    pub fn start_pod(&self, pod: Pod, config: ConfigObjects) -> PodHandle {
+        let n = self.inner.next_ip.fetch_add(1, Ordering::Relaxed);
+        let pod_ip = Ipv4Addr::from(u32::from(POD_NETWORK) + n).to_string();
+        let facts = PodFacts {
+            pod_ip,
+            host_ip: self.inner.config.host_ip.clone(),
+            node_name: self.inner.config.node_name.clone(),
+            node_allocatable_cpu_millis: std::thread::available_parallelism()
+                .map(|n| n.get() as i64 * 1000)
+                .unwrap_or(1000),
+            node_allocatable_memory_bytes: node_memory_bytes(),
+            node_allocatable_ephemeral_storage_bytes: node_disk_bytes(&self.inner.config.data_dir),
+        };
+        let mut pod = pod;
+        if let Some(spec) = pod.spec.as_mut() {
+            spec.node_name
+                .get_or_insert_with(|| self.inner.config.node_name.clone());
+        }
+        let meta = &mut pod.metadata;
+        let uid = meta.uid.get_or_insert_with(new_uid).clone();
+        let dir = pod_dir(
+            &self.inner.config.data_dir,
+            meta.namespace.as_deref().unwrap_or("default"),
+            meta.name.as_deref().unwrap_or("pod"),
+            &uid,
+        );
+        Worker::spawn(self.inner.clone(), pod, Arc::new(config), facts, dir)
+    }
+}
+
+impl RuntimeInner {
+    /// The linked program for an image: resolved, compiled (or loaded from the
+    /// cache) and pre-instantiated once per digest. Returns the digest too.
+    pub(crate) async fn program(&self, image: &str) -> Result<(String, Arc<Program>), RuntimeError> {
+        let resolved = self.images.resolve(image)?;
+        let cell = {
+            let mut map = self.programs.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(resolved.digest.clone()).or_default().clone()
+        };
+        let program = cell
+            .get_or_try_init(|| async {
+                let component = self.images.component(&resolved).await?;
+                Program::new(&self.engine, &component, image).map(Arc::new)
+            })
+            .await?
+            .clone();
+        Ok((resolved.digest, program))
+    }
+}
+
+/// Where a pod's files live: `pods/<namespace>_<name>_<uid>`.
+pub fn pod_dir(data_dir: &Path, namespace: &str, name: &str, uid: &str) -> PathBuf {
+    data_dir.join("pods").join(format!("{namespace}_{name}_{uid}"))
+}
+
+fn new_uid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// What `limits.ephemeral-storage` reports when unset: the size of the filesystem
+/// that holds the node's data (where containers' writable roots live).
+fn node_disk_bytes(data_dir: &Path) -> i64 {
+    let probe = data_dir.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
+    rustix::fs::statvfs(probe)
+        .map(|s| (s.f_blocks.saturating_mul(s.f_frsize)) as i64)
+        .unwrap_or(0)
+}
+
+fn node_memory_bytes() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(1 << 30)
+}

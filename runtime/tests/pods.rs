@@ -1,0 +1,910 @@
+//! Integration tests of the runtime API: real components, real wasmtime, no mocks.
+//! One test binary (linking wasmtime is slow); tests share one `Runtime` (and so
+//! one engine and compiled-code cache), each with its own pods.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use capstan_core::env::ConfigObjects;
+use capstan_core::k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStateWaiting, Pod};
+use capstan_core::manifest::{Object, parse_manifests};
+use capstan_core::{defaults, validate};
+use capstan_runtime::{PodHandle, Runtime, RuntimeConfig};
+use http_body_util::{BodyExt, Full};
+
+/// How long a test waits for a condition before it fails.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn data_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("capstan-runtime-tests-{}", std::process::id()))
+}
+
+fn runtime() -> Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        let mut config = RuntimeConfig::new(data_dir());
+        config.allow_host_path = true;
+        Runtime::new(config).expect("runtime")
+    })
+    .clone()
+}
+
+/// A runtime that refuses hostPath, for the test that checks the refusal.
+fn strict_runtime() -> Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(|| Runtime::new(RuntimeConfig::new(data_dir().join("strict"))).expect("runtime"))
+        .clone()
+}
+
+/// Parses, defaults and validates manifests; returns the pods and the config objects.
+fn load(yaml: &str) -> (Vec<Pod>, ConfigObjects) {
+    let objects = parse_manifests(yaml).expect("manifest parses");
+    let mut pods = vec![];
+    for o in &objects {
+        if let Object::Pod(p) = o {
+            let mut p = (**p).clone();
+            defaults::default_pod(&mut p);
+            let errors = validate::validate_pod(&p);
+            assert!(errors.is_empty(), "invalid test pod: {errors:?}");
+            pods.push(p);
+        }
+    }
+    (pods, ConfigObjects::from_objects(&objects))
+}
+
+fn start(yaml: &str) -> PodHandle {
+    start_on(&runtime(), yaml)
+}
+
+fn start_on(rt: &Runtime, yaml: &str) -> PodHandle {
+    let (mut pods, config) = load(yaml);
+    rt.start_pod(pods.remove(0), config)
+}
+
+/// Waits until `pred` holds for the pod's status, or fails with the last status.
+async fn wait_for(h: &PodHandle, what: &str, pred: impl Fn(&Pod) -> bool) -> Pod {
+    let mut rx = h.status();
+    let result = tokio::time::timeout(DEADLINE, rx.wait_for(|p| pred(p))).await;
+    match result {
+        Ok(Ok(p)) => p.clone(),
+        _ => panic!(
+            "timed out waiting for {what}; last status: {:#?}",
+            h.status().borrow().status
+        ),
+    }
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+}
+
+fn container<'a>(p: &'a Pod, name: &str) -> Option<&'a capstan_core::k8s_openapi::api::core::v1::ContainerStatus> {
+    let s = p.status.as_ref()?;
+    s.container_statuses
+        .iter()
+        .flatten()
+        .chain(s.init_container_statuses.iter().flatten())
+        .find(|c| c.name == name)
+}
+
+fn terminated<'a>(p: &'a Pod, name: &str) -> Option<&'a ContainerStateTerminated> {
+    container(p, name)?.state.as_ref()?.terminated.as_ref()
+}
+
+fn waiting<'a>(p: &'a Pod, name: &str) -> Option<&'a ContainerStateWaiting> {
+    container(p, name)?.state.as_ref()?.waiting.as_ref()
+}
+
+fn ready(p: &Pod, name: &str) -> bool {
+    container(p, name).is_some_and(|c| c.ready)
+}
+
+fn restarts(p: &Pod, name: &str) -> i32 {
+    container(p, name).map_or(0, |c| c.restart_count)
+}
+
+/// The container's log so far.
+fn log(h: &PodHandle, container: &str) -> String {
+    let pod = h.status().borrow().clone();
+    let m = &pod.metadata;
+    let dir = capstan_runtime::runtime::pod_dir(
+        &runtime().config().data_dir,
+        m.namespace.as_deref().unwrap_or("default"),
+        m.name.as_deref().unwrap_or_default(),
+        m.uid.as_deref().unwrap_or_default(),
+    );
+    std::fs::read_to_string(dir.join("containers").join(container).join("current.log")).unwrap_or_default()
+}
+
+/// Waits until the container's log contains `text`.
+async fn wait_log(h: &PodHandle, container: &str, text: &str) -> String {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let l = log(h, container);
+        if l.contains(text) {
+            return l;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "log of {container} never contained {text:?}; log:\n{l}\nstatus: {:#?}",
+                h.status().borrow().status
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends a request to a pod port through its routing table.
+async fn get(h: &PodHandle, port: u16, path: &str) -> (u16, String) {
+    let server = h
+        .network()
+        .route(port)
+        .unwrap_or_else(|| panic!("nothing serves port {port}"));
+    let req = http::Request::get(format!("http://localhost:{port}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = server.handle(req).await;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn stop(h: &PodHandle, grace: Duration) -> Pod {
+    h.stop(Some(grace));
+    tokio::time::timeout(DEADLINE, h.wait()).await.expect("pod stops")
+}
+
+fn busybox(name: &str, policy: &str, script: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: {policy}
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", {script:?}]
+"#
+    )
+}
+
+mod commands {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn exit_codes_become_the_container_state() {
+        let ok = start(&busybox("exit-ok", "Never", "echo hello; true"));
+        let failed = start(&busybox("exit-fail", "Never", "echo oops; false"));
+        let p = wait_for(&ok, "Succeeded", |p| phase(p) == "Succeeded").await;
+        let t = terminated(&p, "main").unwrap();
+        assert_eq!((t.exit_code, t.reason.as_deref()), (0, Some("Completed")));
+        assert!(log(&ok, "main").contains("hello"));
+        let p = wait_for(&failed, "Failed", |p| phase(p) == "Failed").await;
+        let t = terminated(&p, "main").unwrap();
+        assert_eq!((t.exit_code, t.reason.as_deref()), (1, Some("Error")));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn command_args_and_working_dir_reach_the_guest() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: argv}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: prepare
+    image: busybox
+    command: ["sh", "-c", "echo from-the-working-dir > /work/note.txt"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: main
+    image: busybox
+    command: ["cat"]
+    args: ["note.txt"]
+    workingDir: /work
+    volumeMounts: [{name: work, mountPath: /work}]
+  volumes: [{name: work, emptyDir: {}}]
+"#,
+        );
+        wait_for(&h, "Succeeded", |p| phase(p) == "Succeeded").await;
+        assert_eq!(log(&h, "main").trim(), "from-the-working-dir");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_trap_is_reported_and_the_next_pod_still_runs() {
+        let h = start(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: trap}\nspec:\n  restartPolicy: Never\n  containers:\n  - {name: main, image: capstan/trap}\n",
+        );
+        let p = wait_for(&h, "Failed", |p| phase(p) == "Failed").await;
+        let t = terminated(&p, "main").unwrap();
+        assert_eq!(t.exit_code, 134);
+        assert_eq!(t.reason.as_deref(), Some("Error"));
+        assert!(t.message.as_deref().unwrap_or("").contains("unreachable"), "{t:?}");
+        let next = start(&busybox("after-trap", "Never", "echo still here"));
+        wait_for(&next, "Succeeded", |p| phase(p) == "Succeeded").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn busybox_names_an_unsupported_shell_construct() {
+        let h = start(&busybox("unsupported", "Never", "echo a | cat"));
+        let p = wait_for(&h, "Failed", |p| phase(p) == "Failed").await;
+        assert_ne!(terminated(&p, "main").unwrap().exit_code, 0);
+        assert!(
+            log(&h, "main").contains("unsupported construct: pipe"),
+            "{}",
+            log(&h, "main")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_missing_image_is_err_image_pull_naming_it() {
+        let h = start(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: no-image}\nspec:\n  containers:\n  - {name: main, image: example.com/nope:9}\n",
+        );
+        let p = wait_for(&h, "ErrImagePull", |p| {
+            waiting(p, "main").is_some_and(|w| w.reason.as_deref() == Some("ErrImagePull"))
+        })
+        .await;
+        assert!(
+            waiting(&p, "main")
+                .unwrap()
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("example.com/nope:9")
+        );
+        assert_eq!(phase(&p), "Pending");
+        stop(&h, Duration::ZERO).await;
+    }
+}
+
+mod init {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn init_containers_run_in_order_before_the_app() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: init-order}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - {name: one, image: busybox, command: ["sh", "-c", "echo one >> /shared/order"], volumeMounts: [{name: s, mountPath: /shared}]}
+  - {name: two, image: busybox, command: ["sh", "-c", "echo two >> /shared/order"], volumeMounts: [{name: s, mountPath: /shared}]}
+  containers:
+  - {name: app, image: busybox, command: ["sh", "-c", "echo app >> /shared/order; cat /shared/order"], volumeMounts: [{name: s, mountPath: /shared}]}
+  volumes: [{name: s, emptyDir: {}}]
+"#,
+        );
+        wait_for(&h, "Succeeded", |p| phase(p) == "Succeeded").await;
+        assert_eq!(log(&h, "app"), "one\ntwo\napp\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failing_init_container_keeps_the_app_from_starting() {
+        let yaml = |name: &str, policy: &str| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: {policy}\n  initContainers:\n  - {{name: check, image: busybox, command: [\"false\"]}}\n  containers:\n  - {{name: app, image: busybox, command: [\"sh\", \"-c\", \"echo app ran\"]}}\n"
+            )
+        };
+        let never = start(&yaml("init-fail-never", "Never"));
+        let p = wait_for(&never, "Failed", |p| phase(p) == "Failed").await;
+        assert_eq!(
+            waiting(&p, "app").and_then(|w| w.reason.as_deref()),
+            Some("PodInitializing")
+        );
+        let always = start(&yaml("init-fail-always", "Always"));
+        let p = wait_for(&always, "init restarted", |p| restarts(p, "check") >= 1).await;
+        assert_eq!(phase(&p), "Pending");
+        assert!(log(&always, "app").is_empty(), "the app container never ran");
+        stop(&always, Duration::ZERO).await;
+    }
+}
+
+mod env {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn env_sources_resolve_like_the_kubelet() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {PATTERN: EnvVar Configuration, LEVEL: debug}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: sec}
+stringData: {seed: "42"}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: env-pod
+  labels: {app: web}
+  annotations: {team: blue}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: ["env"]
+    resources: {limits: {memory: 64Mi}, requests: {cpu: 250m}}
+    envFrom:
+    - configMapRef: {name: cfg}
+      prefix: CONFIG_
+    env:
+    - {name: GREETING, value: hello}
+    - {name: MESSAGE, value: "$(GREETING) world $(UNDEFINED) $$(GREETING)"}
+    - {name: PATTERN, valueFrom: {configMapKeyRef: {name: cfg, key: PATTERN}}}
+    - {name: SEED, valueFrom: {secretKeyRef: {name: sec, key: seed}}}
+    - {name: OPTIONAL, valueFrom: {secretKeyRef: {name: sec, key: missing, optional: true}}}
+    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: POD_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+    - {name: APP, valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}}
+    - {name: TEAM, valueFrom: {fieldRef: {fieldPath: "metadata.annotations['team']"}}}
+    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+    - {name: SA, valueFrom: {fieldRef: {fieldPath: spec.serviceAccountName}}}
+    - {name: MEM_MI, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}
+    - {name: CPU_M, valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 1m}}}
+"#,
+        );
+        let p = wait_for(&h, "Succeeded", |p| phase(p) == "Succeeded").await;
+        let env = log(&h, "main");
+        let pod_ip = p.status.as_ref().unwrap().pod_ip.clone().unwrap();
+        for line in [
+            "CONFIG_PATTERN=EnvVar Configuration".to_string(),
+            "CONFIG_LEVEL=debug".into(),
+            "MESSAGE=hello world $(UNDEFINED) $(GREETING)".into(),
+            "PATTERN=EnvVar Configuration".into(),
+            "SEED=42".into(),
+            "POD_NAME=env-pod".into(),
+            "POD_NS=default".into(),
+            "APP=web".into(),
+            "TEAM=blue".into(),
+            format!("POD_IP={pod_ip}"),
+            "NODE=capstan".into(),
+            "SA=default".into(),
+            "MEM_MI=64".into(),
+            "CPU_M=250".into(),
+        ] {
+            assert!(env.lines().any(|l| l == line), "missing {line:?} in:\n{env}");
+        }
+        assert!(!env.contains("OPTIONAL="), "an optional missing key is left out");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_missing_config_map_key_holds_the_container() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: partial}
+data: {present: "yes"}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: config-error}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["env"]
+    env: [{name: X, valueFrom: {configMapKeyRef: {name: partial, key: absent}}}]
+"#,
+        );
+        let p = wait_for(&h, "CreateContainerConfigError", |p| {
+            waiting(p, "main").is_some_and(|w| w.reason.as_deref() == Some("CreateContainerConfigError"))
+        })
+        .await;
+        let msg = waiting(&p, "main").unwrap().message.clone().unwrap_or_default();
+        assert!(msg.contains("absent") && msg.contains("partial"), "{msg}");
+        assert!(log(&h, "main").is_empty());
+        stop(&h, Duration::ZERO).await;
+    }
+}
+
+mod filesystem {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn each_container_has_a_private_root_and_shares_only_volumes() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: private-root}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - {name: writer, image: busybox, command: ["sh", "-c", "echo secret > /tmp/mine && echo shared > /data/ours"], volumeMounts: [{name: d, mountPath: /data}]}
+  containers:
+  - {name: reader, image: busybox, command: ["sh", "-c", "cat /data/ours; test -e /tmp/mine && echo LEAK || echo private"], volumeMounts: [{name: d, mountPath: /data}]}
+  volumes: [{name: d, emptyDir: {}}]
+"#,
+        );
+        wait_for(&h, "Succeeded", |p| phase(p) == "Succeeded").await;
+        assert_eq!(log(&h, "reader"), "shared\nprivate\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn data_volumes_project_config_secrets_and_pod_metadata() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: files}
+data: {PATTERN: Configuration Resource, app.properties: "port=7070\n"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {password: hunter2}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: projected
+  labels: {app: demo, tier: web}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "cat /config/PATTERN; echo; cat /items/conf/app; cat /secret/password; echo; cat /info/labels; echo; cat /all/PATTERN; echo; cat /all/pw; echo; echo x > /config/new || echo read-only"]
+    volumeMounts:
+    - {name: cfg, mountPath: /config, readOnly: true}
+    - {name: items, mountPath: /items}
+    - {name: sec, mountPath: /secret}
+    - {name: info, mountPath: /info}
+    - {name: all, mountPath: /all}
+  volumes:
+  - {name: cfg, configMap: {name: files}}
+  - {name: items, configMap: {name: files, items: [{key: app.properties, path: conf/app}]}}
+  - {name: sec, secret: {secretName: creds}}
+  - name: info
+    downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}
+  - name: all
+    projected:
+      sources:
+      - configMap: {name: files, items: [{key: PATTERN, path: PATTERN}]}
+      - secret: {name: creds, items: [{key: password, path: pw}]}
+"#,
+        );
+        wait_for(&h, "Succeeded", |p| phase(p) == "Succeeded").await;
+        let l = log(&h, "main");
+        assert!(
+            l.starts_with("Configuration Resource\nport=7070\nhunter2\napp=\"demo\"\ntier=\"web\"\nConfiguration Resource\nhunter2\n"),
+            "{l}"
+        );
+        assert!(l.ends_with("read-only\n"), "a readOnly mount refuses writes: {l}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_guest_cannot_leave_its_mounts() {
+        let outside = data_dir().join("outside");
+        let shared = data_dir().join("host-shared");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::create_dir_all(&shared).unwrap();
+        std::fs::write(outside.join("treasure"), "TREASURE").unwrap();
+        let link = shared.join("escape");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let h = start(&format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: escape}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "cat /../../../../{treasure}; cat /host/../../{treasure}; cat /host/escape/treasure; echo done"]
+    volumeMounts: [{{name: host, mountPath: /host}}]
+  volumes: [{{name: host, hostPath: {{path: {shared:?}}}}}]
+"#,
+            treasure = outside.join("treasure").display().to_string().trim_start_matches('/'),
+        ));
+        wait_for(&h, "Succeeded", |p| phase(p) == "Succeeded").await;
+        let l = log(&h, "main");
+        assert!(l.contains("done"), "{l}");
+        assert!(
+            !l.contains("TREASURE"),
+            "a guest read a host file outside its mounts:\n{l}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn host_path_needs_the_node_to_allow_it() {
+        let h = start_on(
+            &strict_runtime(),
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: hostpath-denied}\nspec:\n  containers:\n  - {name: main, image: busybox, command: [\"true\"], volumeMounts: [{name: h, mountPath: /h}]}\n  volumes: [{name: h, hostPath: {path: /etc}}]\n",
+        );
+        let p = wait_for(&h, "mount refused", |p| {
+            waiting(p, "main").is_some_and(|w| w.message.as_deref().unwrap_or("").contains("hostPath"))
+        })
+        .await;
+        assert!(
+            waiting(&p, "main")
+                .unwrap()
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("spec.volumes[0].hostPath")
+        );
+        stop(&h, Duration::ZERO).await;
+    }
+}
+
+mod limits {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn growing_past_the_memory_limit_is_oom_killed() {
+        let h = start(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: oom}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: capstan/alloc\n    args: [\"256\"]\n    resources: {limits: {memory: 32Mi}}\n",
+        );
+        let p = wait_for(&h, "Failed", |p| phase(p) == "Failed").await;
+        let t = terminated(&p, "main").unwrap();
+        assert_eq!((t.exit_code, t.reason.as_deref()), (137, Some("OOMKilled")));
+        assert_eq!(p.status.as_ref().unwrap().qos_class.as_deref(), Some("Burstable"));
+        // Under the limit the same guest completes.
+        let ok = start(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: no-oom}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: capstan/alloc\n    args: [\"8\"]\n    resources: {limits: {memory: 64Mi, cpu: 1}, requests: {memory: 64Mi, cpu: 1}}\n",
+        );
+        let p = wait_for(&ok, "Succeeded", |p| phase(p) == "Succeeded").await;
+        assert_eq!(p.status.as_ref().unwrap().qos_class.as_deref(), Some("Guaranteed"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_spinning_guest_does_not_starve_other_pods_and_is_still_stopped() {
+        let spin = start(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: spin}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: capstan/spin\n    resources: {limits: {cpu: 100m}}\n",
+        );
+        let spin2 = start(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: spin-unlimited}\nspec:\n  containers:\n  - {name: main, image: capstan/spin}\n",
+        );
+        wait_log(&spin, "main", "spinning").await;
+        wait_log(&spin2, "main", "spinning").await;
+        let web = start(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: hello}\nspec:\n  containers:\n  - {name: web, image: capstan/hello-http}\n",
+        );
+        wait_for(&web, "ready", |p| ready(p, "web")).await;
+        for _ in 0..50 {
+            assert_eq!(get(&web, 8080, "/").await, (200, "hello\n".to_string()));
+        }
+        let p = stop(&spin, Duration::from_secs(1)).await;
+        let t = terminated(&p, "main").unwrap();
+        assert_eq!(t.exit_code, 137, "interrupted after the grace period");
+        stop(&spin2, Duration::ZERO).await;
+        let p = stop(&web, Duration::from_secs(5)).await;
+        assert_eq!(
+            terminated(&p, "web").unwrap().exit_code,
+            0,
+            "an HTTP container stops cleanly"
+        );
+    }
+}
+
+mod lifecycle {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_crashing_container_backs_off() {
+        let h = start(&busybox("crash-loop", "Always", "echo crash; exit 3"));
+        let p = wait_for(&h, "CrashLoopBackOff", |p| {
+            waiting(p, "main").is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"))
+        })
+        .await;
+        assert!(restarts(&p, "main") >= 2, "restarted once at once, then backed off");
+        let last = container(&p, "main")
+            .unwrap()
+            .last_state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap();
+        assert_eq!(last.exit_code, 1, "Rust std on wasip2 reports any failure as 1");
+        assert_eq!(phase(&p), "Running");
+        stop(&h, Duration::ZERO).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn termination_messages_come_from_the_file_or_the_logs() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: termination}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: file
+    image: busybox
+    command: ["sh", "-c", "echo 'all 42 done' > /dev/termination-log"]
+  - name: custom
+    image: busybox
+    terminationMessagePath: /tmp/why
+    command: ["sh", "-c", "echo custom-reason > /tmp/why; false"]
+  - name: logs
+    image: busybox
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: ["sh", "-c", "echo line one; echo the last words; false"]
+"#,
+        );
+        let p = wait_for(&h, "Failed", |p| phase(p) == "Failed").await;
+        assert_eq!(
+            terminated(&p, "file").unwrap().message.as_deref(),
+            Some("all 42 done\n")
+        );
+        assert_eq!(
+            terminated(&p, "custom").unwrap().message.as_deref(),
+            Some("custom-reason\n")
+        );
+        assert!(
+            terminated(&p, "logs")
+                .unwrap()
+                .message
+                .as_deref()
+                .unwrap()
+                .ends_with("the last words")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn stop_waits_for_a_quick_guest_and_interrupts_a_slow_one() {
+        let h = start(&busybox("slow-stop", "Always", "while true; do sleep 1; done"));
+        wait_for(&h, "Running", |p| phase(p) == "Running").await;
+        let begun = std::time::Instant::now();
+        let p = stop(&h, Duration::from_millis(500)).await;
+        assert_eq!(terminated(&p, "main").unwrap().exit_code, 137);
+        assert!(begun.elapsed() < Duration::from_secs(20));
+    }
+}
+
+mod random_generator {
+    use super::*;
+
+    fn json(body: &str) -> serde_json::Value {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn serves_the_books_endpoints() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: rg}
+spec:
+  containers:
+  - name: random-generator
+    image: k8spatterns/random-generator:1.0
+    ports: [{containerPort: 8080}]
+    env:
+    - {name: PATTERN, value: Predictable Demands}
+    - {name: LOG_FILE, value: /logs/random.log}
+    volumeMounts: [{name: logs, mountPath: /logs}]
+  volumes: [{name: logs, emptyDir: {}}]
+"#,
+        );
+        wait_for(&h, "ready", |p| ready(p, "random-generator")).await;
+        let (status, body) = get(&h, 8080, "/").await;
+        assert_eq!(status, 200);
+        let first = json(&body);
+        assert!(first["random"].is_number());
+        assert_eq!(first["version"], "1.0");
+        assert_eq!(first["pattern"], "Predictable Demands");
+        let second = json(&get(&h, 8080, "/").await.1);
+        assert_eq!(first["id"], second["id"], "the id lives in the container's filesystem");
+        let (_, logs) = get(&h, 8080, "/logs").await;
+        assert_eq!(logs.lines().count(), 2, "one LOG_FILE line per number: {logs}");
+        assert_eq!(get(&h, 8080, "/info").await.0, 200);
+        assert_eq!(get(&h, 8080, "/actuator/health").await.0, 200);
+        get(&h, 8080, "/toggle-live").await;
+        assert_eq!(get(&h, 8080, "/actuator/health").await.0, 503);
+        assert_eq!(json(&get(&h, 8080, "/toggle-ready").await.1)["ready"], false);
+        assert_eq!(get(&h, 8080, "/nope").await.0, 404);
+        let (status, _) = get(&h, 8080, "/shutdown").await;
+        assert_eq!(status, 200);
+        let p = wait_for(&h, "restart after /shutdown", |p| {
+            restarts(p, "random-generator") == 1 && ready(p, "random-generator")
+        })
+        .await;
+        let last = container(&p, "random-generator")
+            .unwrap()
+            .last_state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .clone()
+            .unwrap();
+        assert_eq!(last.exit_code, 0);
+        assert_eq!(
+            get(&h, 8080, "/actuator/health").await.0,
+            200,
+            "a restart resets the writable layer"
+        );
+        stop(&h, Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn version_two_seed_and_memory_eater() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: rg2}
+spec:
+  containers:
+  - name: main
+    image: k8spatterns/random-generator:2.0
+    env: [{name: SEED, value: "7"}]
+    resources: {limits: {memory: 48Mi}}
+"#,
+        );
+        wait_for(&h, "ready", |p| ready(p, "main")).await;
+        let a = json(&get(&h, 8080, "/").await.1);
+        assert_eq!(a["version"], "2.0");
+        assert_eq!(get(&h, 8080, "/memory-eater?mb=4").await.0, 200);
+        let (status, _) = get(&h, 8080, "/memory-eater?mb=200").await;
+        assert_eq!(status, 500);
+        let p = wait_for(&h, "OOMKilled", |p| {
+            container(p, "main")
+                .and_then(|c| c.last_state.as_ref())
+                .and_then(|s| s.terminated.as_ref())
+                .is_some_and(|t| t.reason.as_deref() == Some("OOMKilled"))
+        })
+        .await;
+        assert_eq!(restarts(&p, "main"), 1);
+        wait_for(&h, "ready again", |p| ready(p, "main")).await;
+        let b = json(&get(&h, 8080, "/").await.1);
+        assert_eq!(
+            a["random"], b["random"],
+            "SEED makes the sequence repeat after a restart"
+        );
+        stop(&h, Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn delay_startup_holds_readiness() {
+        let h = start(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: rg-delay}\nspec:\n  containers:\n  - name: main\n    image: k8spatterns/random-generator:1.0\n    env: [{name: DELAY_STARTUP, value: \"2\"}]\n",
+        );
+        let p = wait_for(&h, "Running", |p| phase(p) == "Running").await;
+        assert!(!ready(&p, "main"), "not ready during DELAY_STARTUP");
+        assert!(h.network().route(8080).is_none(), "port not served yet");
+        let begun = std::time::Instant::now();
+        wait_for(&h, "ready", |p| ready(p, "main")).await;
+        assert!(begun.elapsed() >= Duration::from_millis(1500));
+        stop(&h, Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_batch_runner_writes_numbers_and_completes() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: batch}
+spec:
+  restartPolicy: OnFailure
+  initContainers: []
+  containers:
+  - name: runner
+    image: k8spatterns/random-generator:1.0
+    command: ["java", "-cp", "/", "RandomRunner", "/numbers/numbers.txt", "1000"]
+    volumeMounts: [{name: nums, mountPath: /numbers}]
+  - name: check
+    image: busybox
+    command: ["sh", "-c", "while true; do test -s /numbers/numbers.txt && break; sleep 0.1; done"]
+    volumeMounts: [{name: nums, mountPath: /numbers}]
+  volumes: [{name: nums, emptyDir: {}}]
+"#,
+        );
+        wait_for(&h, "Succeeded", |p| phase(p) == "Succeeded").await;
+        assert!(log(&h, "runner").contains("1000"), "{}", log(&h, "runner"));
+    }
+}
+
+mod images {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn compiled_code_is_cached_on_disk_and_reused() {
+        let dir = data_dir().join("cache-test");
+        let rt = Runtime::new(RuntimeConfig::new(&dir)).unwrap();
+        let h = start_on(&rt, &busybox("cache-1", "Never", "true"));
+        wait_for(&h, "Succeeded", |p| phase(p) == "Succeeded").await;
+        let compiled: Vec<_> = std::fs::read_dir(dir.join("images/compiled"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert_eq!(compiled.len(), 1, "one cached compilation");
+        let mtime = compiled[0].metadata().unwrap().modified().unwrap();
+        // A new runtime (a second start of the node) loads it instead of compiling.
+        let rt2 = Runtime::new(RuntimeConfig::new(&dir)).unwrap();
+        let h = start_on(&rt2, &busybox("cache-2", "Never", "true"));
+        wait_for(&h, "Succeeded", |p| phase(p) == "Succeeded").await;
+        assert_eq!(
+            compiled[0].metadata().unwrap().modified().unwrap(),
+            mtime,
+            "not recompiled"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn imported_and_file_images_run() {
+        let dir = data_dir().join("import-test");
+        let rt = Runtime::new(RuntimeConfig::new(&dir)).unwrap();
+        let hello = rt.images().resolve("capstan/hello-http").unwrap();
+        let file = dir.join("hello.wasm");
+        std::fs::write(&file, &hello.bytes[..]).unwrap();
+        let summary = rt
+            .images()
+            .import(hello.bytes.to_vec(), "example.com/team/hello:1")
+            .await
+            .unwrap();
+        assert_eq!(summary.digest, hello.digest);
+        assert!(rt.images().list().iter().any(|i| i.name == "example.com/team/hello:1"));
+        let err = rt.images().import(b"not wasm".to_vec(), "bad:1").await.unwrap_err();
+        assert!(err.to_string().contains("not a WebAssembly binary"), "{err}");
+        for image in [
+            "example.com/team/hello:1".to_string(),
+            format!("file://{}", file.display()),
+        ] {
+            let h = start_on(
+                &rt,
+                &format!(
+                    "apiVersion: v1\nkind: Pod\nmetadata: {{name: imported}}\nspec:\n  containers:\n  - {{name: web, image: {image:?}}}\n"
+                ),
+            );
+            wait_for(&h, "ready", |p| ready(p, "web")).await;
+            assert_eq!(get(&h, 8080, "/").await.1, "hello\n");
+            stop(&h, Duration::from_secs(5)).await;
+        }
+    }
+}
+
+mod eviction {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_empty_dir_past_its_size_limit_evicts_the_pod() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: size-limit}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "echo 0123456789012345678901234567890123456789 > /scratch/a; cp /scratch/a /scratch/b; cp /scratch/a /scratch/c; while true; do sleep 1; done"]
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+  volumes: [{name: scratch, emptyDir: {medium: Memory, sizeLimit: "100"}}]
+"#,
+        );
+        let p = wait_for(&h, "Evicted", |p| phase(p) == "Failed").await;
+        let st = p.status.unwrap();
+        assert_eq!(st.reason.as_deref(), Some("Evicted"));
+        assert!(st.message.unwrap().contains("scratch"));
+        tokio::time::timeout(DEADLINE, h.wait()).await.unwrap();
+    }
+}

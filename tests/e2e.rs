@@ -1,0 +1,397 @@
+//! End-to-end tests: run the real `capstan` binary as a user would.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+fn capstan() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_capstan"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A data dir of this test's own, removed when it ends.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("capstan-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Self(d)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `capstan play`, killed when dropped.
+struct Play {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Play {
+    fn start(data: &DataDir, args: &[&str]) -> Self {
+        let mut child = capstan()
+            .arg("--data-dir")
+            .arg(&data.0)
+            .arg("play")
+            .args(args)
+            .current_dir(repo())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("capstan starts");
+        Self {
+            stdout: lines(child.stdout.take().unwrap()),
+            stderr: lines(child.stderr.take().unwrap()),
+            child,
+        }
+    }
+
+    /// Waits for a line on stdout (or stderr) that satisfies `pred`.
+    fn wait_line(rx: &mpsc::Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(l) if pred(&l) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no line for {what}"),
+            }
+        }
+    }
+
+    /// The host port `--publish 0:PORT` was given.
+    fn published_port(&self) -> u16 {
+        let line = Self::wait_line(&self.stderr, "publishing", |l| l.starts_with("publishing "));
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .expect("port in the publishing line")
+    }
+
+    fn interrupt(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+    }
+
+    fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "capstan play did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Play {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// A plain HTTP/1.1 GET; retries until the port answers or the deadline passes.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+            write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+            let mut resp = String::new();
+            if s.read_to_string(&mut resp).is_ok() && !resp.is_empty() {
+                let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+                let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+                let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+                    dechunk(body)
+                } else {
+                    body.to_string()
+                };
+                if status != 503 {
+                    return (status, body);
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "port {port} never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Decodes a chunked HTTP/1.1 body.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[test]
+fn play_serves_the_random_generator_example_and_stops_on_ctrl_c() {
+    let data = DataDir::new("serve");
+    let mut play = Play::start(
+        &data,
+        &[
+            "examples/predictable-demands/random-generator.yaml",
+            "--publish",
+            "0:8080",
+        ],
+    );
+    let port = play.published_port();
+    let (status, body) = http_get(port, "/");
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert!(
+        json["random"].is_number() && json["id"].is_string() && json["version"] == "1.0",
+        "{json}"
+    );
+    Play::wait_line(&play.stdout, "Running line", |l| {
+        l.contains("pod/random-generator Running ready 1/1")
+    });
+    play.interrupt();
+    let code = play.wait_exit();
+    assert_ne!(code, -1, "exited by itself, not by a signal");
+}
+
+#[test]
+fn invalid_manifests_name_the_field_and_start_nothing() {
+    let data = DataDir::new("invalid");
+    let file = data.0.join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: dup}\nspec:\n  containers:\n  - {name: main, image: busybox}\n  - {name: main, image: busybox}\n",
+    )
+    .unwrap();
+    let out = capstan()
+        .arg("--data-dir")
+        .arg(&data.0)
+        .arg("play")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"spec.containers[1].name: duplicate name "main""#),
+        "{err}"
+    );
+    assert!(!data.0.join("pods").exists(), "nothing was started");
+
+    std::fs::write(&file, "apiVersion: v1\nkind: Pod\nmetadata: {name: typed}\nspec:\n  containers:\n  - name: main\n    image: busybox\n    ports: [{containerPort: eighty}]\n").unwrap();
+    let out = capstan()
+        .arg("--data-dir")
+        .arg(&data.0)
+        .arg("play")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("containerPort"), "{err}");
+}
+
+#[test]
+fn every_example_is_valid() {
+    let data = DataDir::new("examples");
+    let mut checked = 0;
+    for dir in std::fs::read_dir(repo().join("examples"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+    {
+        let files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|f| f.path())
+            .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        // Files without a Pod (a shared ConfigMap) go along with each Pod file of the folder.
+        let (pods, shared): (Vec<_>, Vec<_>) = files
+            .into_iter()
+            .partition(|f| std::fs::read_to_string(f).unwrap().contains("kind: Pod"));
+        for pod in pods {
+            let out = capstan()
+                .arg("--data-dir")
+                .arg(&data.0)
+                .args(["play", "--dry-run"])
+                .arg(&pod)
+                .args(&shared)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                pod.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} examples");
+}
+
+#[test]
+fn a_batch_pod_runs_to_completion_and_its_logs_stay() {
+    let data = DataDir::new("batch");
+    let mut play = Play::start(&data, &["-o", "json", "examples/batch-job/random-runner.yaml"]);
+    let code = play.wait_exit();
+    assert_eq!(code, 0, "all pods succeeded");
+    let events: Vec<serde_json::Value> = play
+        .stdout
+        .try_iter()
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect();
+    let last = events.last().expect("watch events");
+    assert_eq!(last["type"], "MODIFIED");
+    assert_eq!(last["object"]["status"]["phase"], "Succeeded");
+    assert_eq!(
+        last["object"]["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    let out = capstan()
+        .arg("--data-dir")
+        .arg(&data.0)
+        .args(["logs", "random-generator-batch"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("10000"));
+}
+
+#[test]
+fn logs_of_a_running_pod_by_container_and_followed() {
+    let data = DataDir::new("logs");
+    let _play = Play::start(&data, &["examples/init-container/www.yaml"]);
+    let logs = |extra: &[&str]| {
+        capstan()
+            .arg("--data-dir")
+            .arg(&data.0)
+            .args(["logs", "www"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Wait until the app container has written its first line.
+    let deadline = Instant::now() + DEADLINE;
+    while !String::from_utf8_lossy(&logs(&["-c", "run"]).stdout).contains("Hello") {
+        assert!(Instant::now() < deadline, "the app container never logged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // `-f` prints what is there and keeps following.
+    let mut follow = capstan()
+        .arg("--data-dir")
+        .arg(&data.0)
+        .args(["logs", "www", "-c", "run", "-f"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = lines(follow.stdout.take().unwrap());
+    let first = out.recv_timeout(DEADLINE);
+    std::thread::sleep(Duration::from_millis(300));
+    let still_running = follow.try_wait().unwrap().is_none();
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_eq!(first.as_deref(), Ok("<h1>Hello from an init container</h1>"));
+    assert!(still_running, "-f keeps following");
+    // The init container's log is there too; a wrong name lists the choices.
+    assert!(logs(&["-c", "download"]).status.success());
+    let out = logs(&["-c", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("choose one of: [download run]"));
+    let out = logs(&[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a container name must be specified"));
+}
+
+#[test]
+fn image_import_ls_and_run() {
+    let data = DataDir::new("images");
+    let ls = capstan()
+        .arg("--data-dir")
+        .arg(&data.0)
+        .args(["image", "ls", "--json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"k8spatterns/random-generator:1.0") && names.contains(&"busybox:*"),
+        "{names:?}"
+    );
+
+    // Import the built-in hello component under a new name and run a pod of it.
+    let wasm = repo().join("target/guests/wasm32-wasip2/release/hello-http.wasm");
+    let out = capstan()
+        .arg("--data-dir")
+        .arg(&data.0)
+        .args(["image", "import"])
+        .arg(&wasm)
+        .args(["--tag", "example.com/me/hello:0.1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ls = capstan()
+        .arg("--data-dir")
+        .arg(&data.0)
+        .args(["image", "ls"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ls.stdout).contains("example.com/me/hello:0.1"));
+    let pod = data.0.join("hello.yaml");
+    std::fs::write(&pod, "apiVersion: v1\nkind: Pod\nmetadata: {name: hello}\nspec:\n  containers:\n  - name: web\n    image: example.com/me/hello:0.1\n    ports: [{containerPort: 9000}]\n").unwrap();
+    let play = Play::start(&data, &[pod.to_str().unwrap(), "--publish", "0:9000"]);
+    let port = play.published_port();
+    assert_eq!(http_get(port, "/"), (200, "hello\n".to_string()));
+
+    let bad = data.0.join("bad.wasm");
+    std::fs::write(&bad, b"\0asm\x01\0\0\0").unwrap();
+    let out = capstan()
+        .arg("--data-dir")
+        .arg(&data.0)
+        .args(["image", "import"])
+        .arg(&bad)
+        .args(["--tag", "bad:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("core module"));
+}
