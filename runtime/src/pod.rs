@@ -405,11 +405,24 @@ impl ContainerRun {
     async fn run_program(&self, program: &Program, signal: &mut watch::Receiver<Signal>) -> Exit {
         let engine = &self.rt.engine;
         let serve = if self.http { program.proxy.clone() } else { None };
-        // A command (or the startup `run` of an HTTP component) runs first.
+        // A command (or the startup `run` of an HTTP component) runs first. A command
+        // container without probes is ready while it runs, as in Kubernetes; an HTTP
+        // container becomes ready when it serves its port.
         if let Some(cmd) = &program.command {
+            if serve.is_none() {
+                let _ = self.tx.send(Event::Ready {
+                    container: self.plan.name.clone(),
+                    ready: true,
+                });
+            }
+            // A stop during an HTTP component's startup ends it (it serves nothing yet);
+            // a command runs on until it is killed.
+            let stop_at = if serve.is_some() { Signal::Term } else { Signal::Kill };
             let ran = tokio::select! {
                 r = run_command(engine, cmd, &self.plan) => r,
-                _ = until(signal, Signal::Kill) => return killed(),
+                _ = until(signal, stop_at) => {
+                    return if *signal.borrow() == Signal::Kill { killed() } else { Exit::new(0, "Completed", "") };
+                }
             };
             match ran {
                 Err(e) => return Exit::new(128, "ContainerCannotRun", e.to_string()),

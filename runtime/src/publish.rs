@@ -35,7 +35,15 @@ pub async fn publish(addr: SocketAddr, network: PodNetwork, port: u16) -> Result
     let network = Arc::new(network);
     let task = tokio::spawn(async move {
         loop {
-            let Ok((io, _)) = listener.accept().await else { continue };
+            let io = match listener.accept().await {
+                Ok((io, _)) => io,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!("accept on {addr}: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
             let _ = io.set_nodelay(true);
             let network = network.clone();
             serve_connection(io, move |req| {

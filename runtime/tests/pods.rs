@@ -235,6 +235,17 @@ spec:
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn busybox_applets_work_on_the_private_root() {
+        let h = start(&busybox(
+            "applets",
+            "Never",
+            "mkdir -p /tmp/a/b && echo x > /tmp/a/b/f && ls /tmp/a/b && stat /tmp/a/b/f > /tmp/stat && test -s /tmp/stat && cp /tmp/a/b/f /tmp/g && cat /tmp/g && date > /tmp/d && test -s /tmp/d && echo ok",
+        ));
+        wait_for(&h, "Succeeded", |p| phase(p) == "Succeeded").await;
+        assert_eq!(log(&h, "main"), "f\nx\nok\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn busybox_names_an_unsupported_shell_construct() {
         let h = start(&busybox("unsupported", "Never", "echo a | cat"));
         let p = wait_for(&h, "Failed", |p| phase(p) == "Failed").await;
@@ -472,7 +483,16 @@ spec:
     - {name: sec, mountPath: /secret}
     - {name: info, mountPath: /info}
     - {name: all, mountPath: /all}
+  - name: sub
+    image: busybox
+    command: ["sh", "-c", "echo in-sub > /only/file"]
+    volumeMounts: [{name: scratch, mountPath: /only, subPath: nested/dir}]
+  - name: sub-check
+    image: busybox
+    command: ["sh", "-c", "while true; do test -e /whole/nested/dir/file && break; sleep 0.05; done; cat /whole/nested/dir/file"]
+    volumeMounts: [{name: scratch, mountPath: /whole}]
   volumes:
+  - {name: scratch, emptyDir: {}}
   - {name: cfg, configMap: {name: files}}
   - {name: items, configMap: {name: files, items: [{key: app.properties, path: conf/app}]}}
   - {name: sec, secret: {secretName: creds}}
@@ -492,6 +512,11 @@ spec:
             "{l}"
         );
         assert!(l.ends_with("read-only\n"), "a readOnly mount refuses writes: {l}");
+        assert_eq!(
+            log(&h, "sub-check"),
+            "in-sub\n",
+            "subPath mounts a directory inside the volume"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -906,5 +931,42 @@ spec:
         assert_eq!(st.reason.as_deref(), Some("Evicted"));
         assert!(st.message.unwrap().contains("scratch"));
         tokio::time::timeout(DEADLINE, h.wait()).await.unwrap();
+    }
+}
+
+mod readiness {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_pod_is_ready_when_every_container_is() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: ready-pod}
+spec:
+  containers:
+  - {name: web, image: capstan/hello-http}
+  - {name: sidecar, image: busybox, command: ["sh", "-c", "while true; do sleep 1; done"]}
+"#,
+        );
+        let p = wait_for(&h, "Ready condition", |p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .await;
+        assert!(ready(&p, "web") && ready(&p, "sidecar"));
+        let p = stop(&h, Duration::from_millis(200)).await;
+        let ready_now = p
+            .status
+            .unwrap()
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready_now.status, "False", "a stopped pod is not ready");
     }
 }

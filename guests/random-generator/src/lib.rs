@@ -299,11 +299,13 @@ fn send(out: ResponseOutparam, response: Response) {
     let body = outgoing.body().expect("response body taken once");
     ResponseOutparam::set(out, Ok(outgoing));
     let mut stream = body.write().expect("body stream taken once");
-    let written = stream.write_all(&response.body).and_then(|()| io::Write::flush(&mut stream));
-    drop(stream);
-    if let Err(e) = written {
+    if let Err(e) = stream.write_all(&response.body) {
         eprintln!("random-generator: writing the response body failed: {e}");
     }
+    // Once the declared content-length has arrived the host may already have closed the
+    // stream, so a failing flush is not an error here.
+    let _ = io::Write::flush(&mut stream);
+    drop(stream);
     if let Err(e) = OutgoingBody::finish(body, None) {
         eprintln!("random-generator: finishing the response body failed: {e:?}");
     }
