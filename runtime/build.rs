@@ -36,6 +36,11 @@ fn main() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     watch_sources(&guests);
+    // The guests' own unit tests run on the host (tests/guest_units.rs) for this triple.
+    println!(
+        "cargo:rustc-env=CAPSTAN_HOST_TARGET={}",
+        env::var("TARGET").expect("cargo sets TARGET")
+    );
     println!("cargo:rerun-if-env-changed=CAPSTAN_SKIP_GUEST_BUILD");
 
     if env::var_os("CAPSTAN_SKIP_GUEST_BUILD").is_none() {

@@ -71,6 +71,10 @@ pub fn run_multicall(args: &[String], ctx: &mut Ctx) -> i32 {
         }
         Some(name) => {
             let base = basename(name);
+            if base == "busybox" {
+                // `busybox busybox APPLET ...` (argv[0] was something else, e.g. `busybox.wasm`)
+                return run_multicall(&args[1..], ctx);
+            }
             match find(base) {
                 Some(applet) => {
                     let mut argv = args[1..].to_vec();
@@ -772,6 +776,7 @@ mod tests {
         assert_eq!(run(&d, &["busybox", "echo", "y"]).1, "y\n");
         assert_eq!(run(&d, &["/some/wrapper", "echo", "z"]).1, "z\n");
         assert_eq!(run(&d, &["busybox.wasm", "echo", "w"]).1, "w\n");
+        assert_eq!(run(&d, &["busybox.wasm", "busybox", "echo", "u"]).1, "u\n");
         assert_eq!(run(&d, &["echo.wasm", "v"]).1, "v\n");
         assert_eq!(run(&d, &["/bin/sh", "-c", "echo $FOO"]).1, "bar\n");
         let (status, _, err) = run(&d, &["busybox", "frobnicate"]);
