@@ -21,6 +21,11 @@ const GUESTS: &[&str] = &[
     "spin",
     "alloc",
     "hello-http",
+    "tcp-echo",
+    "tcp-client",
+    "httpd",
+    "random-generator-exporter",
+    "random-generator-log-ambassador",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -25,7 +25,8 @@ use crate::engine::WasmEngine;
 use crate::error::RuntimeError;
 use crate::lifecycle::Exit;
 use crate::sandbox::ContainerPlan;
-use crate::store::{ContainerData, CpuBudget, MemoryLimiter, OutgoingHttp, apply_limits};
+use crate::outgoing::OutgoingHttp;
+use crate::store::{ContainerData, CpuBudget, MemoryLimiter, apply_limits};
 
 /// Exit code reported for a trap (128 + SIGABRT).
 pub const TRAP_EXIT_CODE: i32 = 134;
@@ -68,8 +69,9 @@ fn new_store(
         http: WasiHttpCtx::new(),
         table: ResourceTable::new(),
         limits: MemoryLimiter::new(plan.memory_limit, oom.clone()),
-        hooks: OutgoingHttp::default(),
+        hooks: OutgoingHttp::new(plan.outgoing.clone()),
         cpu,
+        net: plan.net.clone(),
     };
     let mut store = Store::new(engine.engine(), data);
     apply_limits(&mut store);
@@ -171,7 +173,7 @@ impl HttpServer {
     /// Serves one request with a fresh instance.
     pub async fn handle<B>(self: &Arc<Self>, req: hyper::Request<B>) -> Response
     where
-        B: hyper::body::Body<Data = bytes::Bytes> + Send + Sync + 'static,
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         if self.stopping.load(Ordering::SeqCst) {
@@ -186,7 +188,7 @@ impl HttpServer {
 
     async fn serve<B>(self: &Arc<Self>, req: hyper::Request<B>) -> Response
     where
-        B: hyper::body::Body<Data = bytes::Bytes> + Send + Sync + 'static,
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let oom = Arc::new(AtomicBool::new(false));

@@ -68,6 +68,10 @@ impl WasmEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
+        // The pod's in-memory TCP and name lookup replace wasmtime-wasi's host-socket ones.
+        linker.allow_shadowing(true);
+        crate::net::add_to_linker(&mut linker).map_err(RuntimeError::engine)?;
+        linker.allow_shadowing(false);
 
         let weak = engine.weak();
         std::thread::Builder::new()

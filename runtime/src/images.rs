@@ -32,7 +32,20 @@ const BUILTIN: &[(&str, &str, &str)] = &[
     ("capstan/spin", "*", "spin"),
     ("capstan/alloc", "*", "alloc"),
     ("capstan/hello-http", "*", "hello-http"),
+    ("capstan/tcp-echo", "*", "tcp-echo"),
+    ("capstan/tcp-client", "*", "tcp-client"),
+    ("centos/httpd", "*", "httpd"),
+    ("httpd", "*", "httpd"),
+    ("nginx", "*", "httpd"),
+    ("k8spatterns/random-generator-exporter", "*", "random-generator-exporter"),
+    ("k8spatterns/random-generator-log-ambassador", "*", "random-generator-log-ambassador"),
 ];
+
+/// The port a built-in HTTP component serves when its container declares none: the
+/// image's `EXPOSE`, in container terms. The book's ambassador pod declares no port
+/// for the ambassador, which listens on 9009.
+const EXPOSED_PORTS: &[(&str, u16)] =
+    &[("httpd", 80), ("random-generator-exporter", 9889), ("random-generator-log-ambassador", 9009)];
 
 /// A resolved image: its bytes and their digest.
 #[derive(Clone)]
@@ -41,7 +54,10 @@ pub struct Image {
     pub reference: String,
     /// `sha256:<hex>` of the component bytes.
     pub digest: String,
-    pub bytes: Arc<[u8]>,
+    /// Embedded guests are borrowed from the binary, not copied.
+    pub bytes: bytes::Bytes,
+    /// The port it serves by default, if the image says.
+    pub exposed_port: Option<u16>,
 }
 
 /// One row of `capstan image ls`.
@@ -71,6 +87,15 @@ pub fn normalize(reference: &str) -> (String, String) {
 
 fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+/// The digest of an embedded guest, hashed once per process: hashing a few hundred
+/// KiB on every pod start would be most of the start's cost.
+fn embedded_digest(bin: &str, bytes: &[u8]) -> String {
+    static DIGESTS: std::sync::OnceLock<Mutex<HashMap<String, String>>> = std::sync::OnceLock::new();
+    let map = DIGESTS.get_or_init(Default::default);
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(bin.to_string()).or_insert_with(|| digest_of(bytes)).clone()
 }
 
 /// Component binaries start with `\0asm` and the component-layer version.
@@ -136,6 +161,7 @@ impl ImageStore {
                 reference: reference.to_string(),
                 digest: digest_of(&bytes),
                 bytes: bytes.into(),
+                exposed_port: None,
             });
         }
         let (name, tag) = normalize(reference);
@@ -146,6 +172,7 @@ impl ImageStore {
                 reference: reference.to_string(),
                 digest: digest.clone(),
                 bytes: bytes.into(),
+                exposed_port: None,
             });
         }
         let bin = BUILTIN
@@ -160,8 +187,9 @@ impl ImageStore {
             .ok_or_else(|| RuntimeError::ImageNotFound(reference.to_string()))?;
         Ok(Image {
             reference: reference.to_string(),
-            digest: digest_of(bytes),
-            bytes: Arc::from(bytes),
+            digest: embedded_digest(bin, bytes),
+            bytes: bytes::Bytes::from_static(bytes),
+            exposed_port: EXPOSED_PORTS.iter().find(|(b, _)| *b == bin).map(|(_, p)| *p),
         })
     }
 
@@ -176,6 +204,7 @@ impl ImageStore {
             reference: full.clone(),
             digest: digest.clone(),
             bytes: bytes.into(),
+            exposed_port: None,
         };
         self.component(&image).await?;
         let blob = self.blob_path(&digest);
@@ -216,7 +245,7 @@ impl ImageStore {
                 };
                 out.push(ImageSummary {
                     name,
-                    digest: digest_of(bytes),
+                    digest: embedded_digest(bin, bytes),
                     size: bytes.len() as u64,
                     source: "built-in",
                 });

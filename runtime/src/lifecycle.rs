@@ -64,6 +64,8 @@ pub struct Track {
     pub ready: bool,
     /// Digest of the image the current (or last) run uses.
     pub image_id: String,
+    /// A stop of this run was asked for (failed liveness); asked once per run.
+    stopping: bool,
 }
 
 impl Track {
@@ -80,6 +82,7 @@ impl Track {
             start_failures: 0,
             ready: false,
             image_id: String::new(),
+            stopping: false,
         }
     }
 
@@ -130,6 +133,9 @@ pub enum Event {
     Stop {
         grace: Duration,
     },
+    /// A liveness or startup probe failed: the container is stopped (with the
+    /// pod's grace period) and restarted per `restartPolicy`.
+    Unhealthy { container: String, message: String },
     /// The node evicts the pod (e.g. an emptyDir past its `sizeLimit`): it stops
     /// at once and ends `Failed` with reason `Evicted`.
     Evict {
@@ -150,6 +156,8 @@ pub enum Effect {
     StopAll { grace: Duration },
     /// Interrupt and drop every container still running.
     KillAll,
+    /// Stop one container: like `StopAll`, for a single container.
+    StopContainer { container: String, grace: Duration },
 }
 
 /// The state of one pod's containers.
@@ -161,6 +169,8 @@ pub struct PodLifecycle {
     pub stage: Stage,
     /// Why the node evicted the pod, if it did.
     pub evicted: Option<String>,
+    /// `terminationGracePeriodSeconds`, for containers stopped one at a time.
+    pub grace: Duration,
 }
 
 impl PodLifecycle {
@@ -172,6 +182,7 @@ impl PodLifecycle {
             apps: apps.iter().map(|n| Track::new(n, "PodInitializing")).collect(),
             stage: Stage::Running,
             evicted: None,
+            grace: Duration::from_secs(30),
         };
         let effects = if lc.init.is_empty() {
             lc.start_apps()
@@ -242,6 +253,7 @@ impl PodLifecycle {
                 let t = self.track(is_init, i);
                 t.state = State::Running { since: now };
                 t.image_id = image_id;
+                t.stopping = false;
                 t.start_failures = 0;
                 vec![]
             }
@@ -266,6 +278,20 @@ impl PodLifecycle {
                     effects
                 }
             },
+            Event::Unhealthy { container, message: _ } => {
+                if !matches!(self.stage, Stage::Running | Stage::Initializing { .. }) {
+                    return vec![];
+                }
+                let grace = self.grace;
+                let Some((is_init, i)) = self.find(&container) else { return vec![] };
+                let t = self.track(is_init, i);
+                if !t.is_running() || t.stopping {
+                    return vec![];
+                }
+                t.stopping = true;
+                t.ready = false;
+                vec![Effect::StopContainer { container, grace }]
+            }
             Event::Evict { message } => {
                 if self.stage == Stage::Finished || self.evicted.is_some() {
                     return vec![];
@@ -553,6 +579,21 @@ mod tests {
         );
         assert!(lc.is_finished());
         assert_eq!(lc.step(Event::BackoffDone { container: "a".into() }, T * 32), vec![]);
+    }
+
+    #[test]
+    fn a_failed_liveness_probe_stops_the_container_once_and_it_restarts() {
+        let (mut lc, _) = PodLifecycle::new("Always", &[], &names(&["a"]));
+        lc.grace = Duration::from_secs(5);
+        lc.step(started("a"), T);
+        lc.step(Event::Ready { container: "a".into(), ready: true }, T);
+        let unhealthy = Event::Unhealthy { container: "a".into(), message: "Liveness probe failed".into() };
+        assert_eq!(lc.step(unhealthy.clone(), T), vec![Effect::StopContainer { container: "a".into(), grace: Duration::from_secs(5) }]);
+        assert!(!lc.apps[0].ready);
+        assert_eq!(lc.step(unhealthy, T), vec![], "asked once per run");
+        let fx = lc.step(exited("a", 137), T * 2);
+        assert_eq!(fx, vec![Effect::StartAfter { container: "a".into(), delay: Duration::ZERO }]);
+        assert_eq!(lc.apps[0].restarts, 1);
     }
 
     #[test]

@@ -18,7 +18,11 @@ use tokio::sync::{mpsc, watch};
 use crate::container::{HttpServer, KILLED_EXIT_CODE, Program, run_command};
 use crate::lifecycle::{Effect, Event, Exit, PodLifecycle};
 use crate::logs::ContainerLog;
+use crate::net::PodNet;
 use crate::network::PodNetwork;
+use crate::outgoing::{ALLOW_HOSTS_ANNOTATION, OutgoingPolicy, parse_grants};
+use crate::probe::{Handler, ProbeSpec};
+use crate::prober::{HandlerCtx, Verdicts, spawn_probes};
 use crate::runtime::RuntimeInner;
 use crate::sandbox::{ContainerPlan, fresh_rootfs, termination_message};
 use crate::status::{PodRunInfo, pod_status};
@@ -40,6 +44,7 @@ pub struct PodHandle {
     finished: watch::Receiver<bool>,
     events: mpsc::UnboundedSender<Event>,
     network: PodNetwork,
+    net: PodNet,
 }
 
 impl PodHandle {
@@ -51,6 +56,11 @@ impl PodHandle {
     /// The pod's ports (for `--publish`).
     pub fn network(&self) -> PodNetwork {
         self.network.clone()
+    }
+
+    /// The pod's in-memory TCP network (host-side connections to guest listeners).
+    pub fn net(&self) -> PodNet {
+        self.net.clone()
     }
 
     /// Asks the pod to stop: routing stops, containers get `grace` to exit, then
@@ -77,7 +87,7 @@ impl PodHandle {
 }
 
 struct Running {
-    signal: watch::Sender<Signal>,
+    signal: Arc<watch::Sender<Signal>>,
 }
 
 pub(crate) struct Worker {
@@ -93,6 +103,7 @@ pub(crate) struct Worker {
     tx: mpsc::UnboundedSender<Event>,
     running: HashMap<String, Running>,
     network: PodNetwork,
+    net: PodNet,
     status_tx: watch::Sender<Pod>,
     finished_tx: watch::Sender<bool>,
 }
@@ -108,11 +119,12 @@ impl Worker {
         let spec = pod.spec.clone().unwrap_or_default();
         let names = |cs: &[Container]| cs.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
         let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
-        let (lc, effects) = PodLifecycle::new(
+        let (mut lc, effects) = PodLifecycle::new(
             &policy,
             &names(spec.init_containers.as_deref().unwrap_or_default()),
             &names(&spec.containers),
         );
+        lc.grace = Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64);
         let info = PodRunInfo {
             pod_ip: facts.pod_ip.clone(),
             host_ip: facts.host_ip.clone(),
@@ -123,11 +135,13 @@ impl Worker {
         let (status_tx, status) = watch::channel(pod.clone());
         let (finished_tx, finished) = watch::channel(false);
         let network = PodNetwork::default();
+        let net = PodNet::new(facts.pod_ip.parse().ok());
         let handle = PodHandle {
             status,
             finished,
             events: tx.clone(),
             network: network.clone(),
+            net: net.clone(),
         };
         let mut w = Worker {
             rt,
@@ -142,6 +156,7 @@ impl Worker {
             tx,
             running: HashMap::new(),
             network,
+            net,
             status_tx,
             finished_tx,
         };
@@ -195,6 +210,17 @@ impl Worker {
                 Effect::KillAll => {
                     for r in self.running.values() {
                         let _ = r.signal.send(Signal::Kill);
+                    }
+                }
+                Effect::StopContainer { container, grace } => {
+                    if let Some(r) = self.running.get(&container) {
+                        let _ = r.signal.send(Signal::Term);
+                        let signal = r.signal.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(grace).await;
+                            // A later run has a channel of its own; this reaches only the old one.
+                            let _ = signal.send(Signal::Kill);
+                        });
                     }
                 }
             }
@@ -306,6 +332,14 @@ impl Worker {
             .and_then(|l| l.get("cpu"))
             .and_then(|q| quantity::parse(&q.0).ok())
             .map(|q| q.as_millis_ceil().max(1) as u64);
+        let annotation = self.pod.metadata.annotations.as_ref().and_then(|a| a.get(ALLOW_HOSTS_ANNOTATION));
+        let grants = match annotation.map(|v| parse_grants(v)).transpose() {
+            Ok(g) => Arc::new(g.unwrap_or_default()),
+            Err(e) => {
+                let msg = format!("metadata.annotations[{ALLOW_HOSTS_ANNOTATION}]: {e}");
+                return self.fail_start(name, "CreateContainerConfigError", msg);
+            }
+        };
         let cdir = self.dir.join("containers").join(name);
         let log = match ContainerLog::open(&cdir.join("current.log")) {
             Ok(l) => l,
@@ -326,16 +360,28 @@ impl Worker {
             memory_limit,
             cpu_millis,
             log,
+            net: self.net.clone(),
+            outgoing: OutgoingPolicy { network: self.network.clone(), pod_ip: self.facts.pod_ip.clone(), grants: grants.clone() },
         };
-        let port = c
-            .ports
-            .as_deref()
-            .and_then(|p| p.first())
-            .map(|p| p.container_port)
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or(DEFAULT_HTTP_PORT);
+        let port = c.ports.as_deref().and_then(|p| p.first()).and_then(|p| u16::try_from(p.container_port).ok());
+        let probes = match ProbeSpec::for_container(&c, &field) {
+            Ok(p) => p,
+            Err(e) => return self.fail_start(name, "CreateContainerConfigError", e),
+        };
+        let lifecycle = c.lifecycle.clone().unwrap_or_default();
+        let hook = |h: Option<&capstan_core::k8s_openapi::api::core::v1::LifecycleHandler>, which: &str| {
+            h.map(|h| crate::probe::hook(&c, h, &format!("{field}.lifecycle.{which}"))).transpose()
+        };
+        let (post_start, pre_stop) = match (hook(lifecycle.post_start.as_ref(), "postStart"), hook(lifecycle.pre_stop.as_ref(), "preStop")) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return self.fail_start(name, "CreateContainerConfigError", e),
+        };
+        let exec_log = match ContainerLog::open(&cdir.join("exec.log")) {
+            Ok(l) => l,
+            Err(e) => return self.fail_start(name, "CreateContainerError", format!("log file: {e}")),
+        };
         let (signal, signal_rx) = watch::channel(Signal::Run);
-        self.running.insert(name.to_string(), Running { signal });
+        self.running.insert(name.to_string(), Running { signal: Arc::new(signal) });
         let run = ContainerRun {
             rt: self.rt.clone(),
             tx: self.tx.clone(),
@@ -349,6 +395,10 @@ impl Worker {
                 .clone()
                 .unwrap_or_else(|| "/dev/termination-log".into()),
             fallback_to_logs: c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
+            probes,
+            post_start,
+            pre_stop,
+            exec_log,
         };
         tokio::spawn(run.run(signal_rx));
     }
@@ -369,40 +419,107 @@ struct ContainerRun {
     image: String,
     /// No `command` given: an HTTP component is served rather than run.
     http: bool,
-    port: u16,
+    /// The first declared `containerPort`, if any.
+    port: Option<u16>,
     network: PodNetwork,
     message_path: String,
     fallback_to_logs: bool,
+    probes: Vec<ProbeSpec>,
+    post_start: Option<Handler>,
+    pre_stop: Option<Handler>,
+    exec_log: ContainerLog,
 }
 
 impl ContainerRun {
-    async fn run(self, mut signal: watch::Receiver<Signal>) {
+    fn handler_ctx(&self) -> HandlerCtx {
+        HandlerCtx {
+            rt: self.rt.clone(),
+            network: self.network.clone(),
+            plan: self.plan.clone(),
+            image: self.image.clone(),
+            exec_log: self.exec_log.clone(),
+        }
+    }
+
+    /// One start of the container: the guest, its postStart hook (the container
+    /// counts as started once the hook succeeds), its probes, and on stop its
+    /// preStop hook before the guest is told to stop.
+    async fn run(self, signal: watch::Receiver<Signal>) {
         let name = self.plan.name.clone();
-        let (image_id, program) = match self.rt.program(&self.image).await {
-            Ok(p) => p,
+        let (image_id, program, port) = match self.rt.program(&self.image).await {
+            // The declared port, else the image's own, else the book's 8080.
+            Ok(r) => (r.digest, r.program, self.port.or(r.exposed_port).unwrap_or(DEFAULT_HTTP_PORT)),
             Err(e) => {
                 let reason = match e {
                     crate::error::RuntimeError::ImageNotFound(_) => "ErrImagePull",
                     _ => "CreateContainerError",
                 };
-                let _ = self.tx.send(Event::StartFailed {
-                    container: name,
-                    reason: reason.into(),
-                    message: e.to_string(),
-                });
+                let _ = self.tx.send(Event::StartFailed { container: name, reason: reason.into(), message: e.to_string() });
                 return;
             }
         };
-        let _ = self.tx.send(Event::Started {
-            container: name.clone(),
-            image_id,
-        });
-        let exit = self.run_program(&program, &mut signal).await;
+        let (inner_tx, mut inner_rx) = watch::channel(Signal::Run);
+        let (serving_tx, mut serving) = watch::channel(false);
+        let ctx = self.handler_ctx();
+        let main = self.run_program(&program, port, &mut inner_rx, &serving_tx);
+        let forward = forward_signals(signal, inner_tx, ctx.clone(), self.pre_stop.clone());
+        let post_start = async {
+            match &self.post_start {
+                Some(h) => ctx.run(h, POST_START_TIMEOUT).await,
+                None => Ok(()),
+            }
+        };
+        tokio::pin!(main, forward, post_start);
+        let mut started = false;
+        let mut probes: Option<(tokio::task::JoinHandle<()>, Verdicts)> = None;
+        let mut ready = false;
+        let exit = loop {
+            tokio::select! {
+                exit = &mut main => break exit,
+                hook = &mut post_start, if !started => {
+                    self.send(Event::Started { container: name.clone(), image_id: image_id.clone() });
+                    started = true;
+                    if let Err(e) = hook {
+                        self.plan.log.note(&format!("capstan: postStart hook failed: {e}"));
+                        break Exit::new(KILLED_EXIT_CODE, "Error", format!("FailedPostStartHook: {e}"));
+                    }
+                    probes = Some(spawn_probes(ctx.clone(), self.probes.clone(), self.tx.clone()));
+                }
+                _ = &mut forward => {}
+                _ = serving.changed() => {}
+                _ = verdict_changed(&mut probes) => {}
+            }
+            // Ready: serving, started (startup probe) and the readiness probe agree.
+            if started {
+                let now = *serving.borrow()
+                    && probes.as_ref().is_some_and(|(_, v)| *v.started.borrow() && *v.ready.borrow());
+                if now != ready {
+                    ready = now;
+                    self.send(Event::Ready { container: name.clone(), ready });
+                }
+            }
+        };
+        if let Some((task, _)) = probes {
+            task.abort();
+        }
+        if !started {
+            self.send(Event::Started { container: name.clone(), image_id });
+        }
         let exit = self.with_message(exit);
-        let _ = self.tx.send(Event::Exited { container: name, exit });
+        self.send(Event::Exited { container: name, exit });
     }
 
-    async fn run_program(&self, program: &Program, signal: &mut watch::Receiver<Signal>) -> Exit {
+    fn send(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    async fn run_program(
+        &self,
+        program: &Program,
+        port: u16,
+        signal: &mut watch::Receiver<Signal>,
+        serving: &watch::Sender<bool>,
+    ) -> Exit {
         let engine = &self.rt.engine;
         let serve = if self.http { program.proxy.clone() } else { None };
         // A command (or the startup `run` of an HTTP component) runs first. A command
@@ -410,10 +527,7 @@ impl ContainerRun {
         // container becomes ready when it serves its port.
         if let Some(cmd) = &program.command {
             if serve.is_none() {
-                let _ = self.tx.send(Event::Ready {
-                    container: self.plan.name.clone(),
-                    ready: true,
-                });
+                let _ = serving.send(true);
             }
             // A stop during an HTTP component's startup ends it (it serves nothing yet);
             // a command runs on until it is killed.
@@ -442,26 +556,24 @@ impl ContainerRun {
         };
         let (ended_tx, mut ended_rx) = mpsc::channel(1);
         let server = Arc::new(HttpServer::new(engine.clone(), pre, self.plan.clone(), ended_tx));
-        if let Err(e) = self.network.bind(self.port, server.clone()) {
+        if let Err(e) = self.network.bind(port, server.clone()) {
             self.plan.log.note(&format!("capstan: {e}"));
             return Exit::new(1, "Error", e.to_string());
         }
-        let _ = self.tx.send(Event::Ready {
-            container: self.plan.name.clone(),
-            ready: true,
-        });
-        let exit = tokio::select! {
+        // Unbinds however this future ends, including being dropped (postStart failed).
+        let _bound = Bound { network: &self.network, port, container: &self.plan.name };
+        let _ = serving.send(true);
+        tokio::select! {
             Some(exit) = ended_rx.recv() => exit,
             _ = until(signal, Signal::Term) => {
-                self.network.unbind(self.port, &self.plan.name);
+                self.network.unbind(port, &self.plan.name);
+                let _ = serving.send(false);
                 tokio::select! {
                     _ = server.drain() => Exit::new(0, "Completed", ""),
                     _ = until(signal, Signal::Kill) => killed(),
                 }
             }
-        };
-        self.network.unbind(self.port, &self.plan.name);
-        exit
+        }
     }
 
     /// Fills in the termination message as the kubelet does.
@@ -472,6 +584,60 @@ impl ContainerRun {
             exit.message = last_lines(&self.plan.log.tail(FALLBACK_LOG_BYTES), FALLBACK_LOG_LINES);
         }
         exit
+    }
+}
+
+/// How long a postStart hook may run (the kubelet gives it the grace period; a
+/// container that never finishes starting is no use either).
+const POST_START_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest a preStop hook runs; the grace period's kill comes first if shorter.
+const PRE_STOP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Releases a bound pod port when dropped.
+struct Bound<'a> {
+    network: &'a PodNetwork,
+    port: u16,
+    container: &'a str,
+}
+
+impl Drop for Bound<'_> {
+    fn drop(&mut self) {
+        self.network.unbind(self.port, self.container);
+    }
+}
+
+/// Passes the worker's signals to the guest, running the preStop hook between a
+/// stop request and the guest's stop signal. Never completes.
+async fn forward_signals(mut outer: watch::Receiver<Signal>, inner: watch::Sender<Signal>, ctx: HandlerCtx, pre_stop: Option<Handler>) {
+    until(&mut outer, Signal::Term).await;
+    if let Some(h) = pre_stop
+        && *outer.borrow() != Signal::Kill
+    {
+        tokio::select! {
+            r = ctx.run(&h, PRE_STOP_TIMEOUT) => {
+                if let Err(e) = r {
+                    ctx.plan.log.note(&format!("capstan: preStop hook failed: {e}"));
+                }
+            }
+            _ = until(&mut outer, Signal::Kill) => {}
+        }
+    }
+    let _ = inner.send(*outer.borrow());
+    until(&mut outer, Signal::Kill).await;
+    let _ = inner.send(Signal::Kill);
+    std::future::pending::<()>().await;
+}
+
+/// Resolves when a probe verdict changes (never, without probes).
+async fn verdict_changed(probes: &mut Option<(tokio::task::JoinHandle<()>, Verdicts)>) {
+    match probes {
+        Some((_, v)) => {
+            tokio::select! {
+                r = v.started.changed() => if r.is_err() { std::future::pending::<()>().await },
+                r = v.ready.changed() => if r.is_err() { std::future::pending::<()>().await },
+            }
+        }
+        None => std::future::pending().await,
     }
 }
 

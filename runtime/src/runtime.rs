@@ -122,8 +122,8 @@ impl Runtime {
 
 impl RuntimeInner {
     /// The linked program for an image: resolved, compiled (or loaded from the
-    /// cache) and pre-instantiated once per digest. Returns the digest too.
-    pub(crate) async fn program(&self, image: &str) -> Result<(String, Arc<Program>), RuntimeError> {
+    /// cache) and pre-instantiated once per digest.
+    pub(crate) async fn program(&self, image: &str) -> Result<Resolved, RuntimeError> {
         let resolved = self.images.resolve(image)?;
         let cell = {
             let mut map = self.programs.lock().unwrap_or_else(|p| p.into_inner());
@@ -136,8 +136,15 @@ impl RuntimeInner {
             })
             .await?
             .clone();
-        Ok((resolved.digest, program))
+        Ok(Resolved { digest: resolved.digest, program, exposed_port: resolved.exposed_port })
     }
+}
+
+/// An image ready to run.
+pub(crate) struct Resolved {
+    pub(crate) digest: String,
+    pub(crate) program: Arc<Program>,
+    pub(crate) exposed_port: Option<u16>,
 }
 
 /// Where a pod's files live: `pods/<namespace>_<name>_<uid>`.

@@ -32,6 +32,10 @@ pub struct ContainerPlan {
     pub memory_limit: Option<u64>,
     pub cpu_millis: Option<u64>,
     pub log: ContainerLog,
+    /// The pod's network, shared by all its containers.
+    pub net: crate::net::PodNet,
+    /// What the container's outgoing HTTP may reach.
+    pub outgoing: crate::outgoing::OutgoingPolicy,
 }
 
 /// Directories every root filesystem starts with, so `/tmp` works and
@@ -144,6 +148,8 @@ mod tests {
             memory_limit: None,
             cpu_millis: None,
             log: ContainerLog::open(&dir.join("log")).unwrap(),
+            net: crate::net::PodNet::default(),
+            outgoing: Default::default(),
         }
     }
 

@@ -1,12 +1,11 @@
 //! What one container instance's wasmtime `Store` holds, and the per-store policy
 //! hooks: the memory limiter (Kubernetes `limits.memory`), the CPU budget
-//! (`limits.cpu`), and what the guest's outgoing HTTP may reach.
+//! (`limits.cpu`). What the guest's outgoing HTTP may reach is `outgoing.rs`.
 //!
 //! Why here and not in wasmtime-wasi: these are Kubernetes semantics. A guest that
 //! grows past its memory limit is `OOMKilled`, which the runtime tells apart from any
 //! other trap by the typed [`MemoryLimitExceeded`] error, never by a message.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::engine::EPOCH_TICK;
 
@@ -24,8 +23,10 @@ pub struct ContainerData {
     pub http: WasiHttpCtx,
     pub table: ResourceTable,
     pub limits: MemoryLimiter,
-    pub hooks: OutgoingHttp,
+    pub hooks: crate::outgoing::OutgoingHttp,
     pub cpu: CpuBudget,
+    /// The pod's in-memory network (`wasi:sockets/tcp` lands here).
+    pub net: crate::net::PodNet,
 }
 
 impl WasiView for ContainerData {
@@ -161,31 +162,6 @@ pub fn apply_limits(store: &mut Store<ContainerData>) {
             None => UpdateDeadline::Yield(1),
         })
     });
-}
-
-/// Policy for a guest's outgoing `wasi:http` requests. Host network access is off
-/// by default: the guest gets `HTTP-request-denied`.
-#[derive(Default)]
-pub struct OutgoingHttp {}
-
-type SendFuture = Box<
-    dyn Future<
-            Output = wasmtime_wasi_http::Result<(
-                http::Response<wasmtime_wasi_http::WasiBody>,
-                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-            )>,
-        > + Send,
->;
-
-impl WasiHttpHooks for OutgoingHttp {
-    fn send_request(
-        &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> SendFuture {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
 }
 
 #[cfg(test)]

@@ -973,3 +973,269 @@ spec:
         assert_eq!(ready_now.status, "False", "a stopped pod is not ready");
     }
 }
+
+mod probes {
+    use super::*;
+
+    fn pod_dir(h: &PodHandle) -> std::path::PathBuf {
+        let pod = h.status().borrow().clone();
+        let m = &pod.metadata;
+        capstan_runtime::runtime::pod_dir(
+            &runtime().config().data_dir,
+            m.namespace.as_deref().unwrap_or("default"),
+            m.name.as_deref().unwrap_or_default(),
+            m.uid.as_deref().unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failing_liveness_probe_restarts_the_container() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: liveness}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: random-generator
+    image: k8spatterns/random-generator:1.0
+    ports: [{containerPort: 8080, name: http}]
+    livenessProbe:
+      httpGet: {path: /actuator/health, port: http}
+      initialDelaySeconds: 1
+      periodSeconds: 1
+      timeoutSeconds: 10
+      failureThreshold: 1
+"#,
+        );
+        let p = wait_for(&h, "ready", |p| ready(p, "random-generator")).await;
+        let before = restarts(&p, "random-generator");
+        assert_eq!(get(&h, 8080, "/toggle-live").await.0, 200);
+        wait_for(&h, "restarted", |p| restarts(p, "random-generator") == before + 1).await;
+        assert!(log(&h, "random-generator").contains("Liveness probe failed: HTTP probe failed with statuscode: 503"), "{}", log(&h, "random-generator"));
+        wait_for(&h, "ready again", |p| ready(p, "random-generator")).await;
+        assert_eq!(get(&h, 8080, "/actuator/health").await.0, 200, "the restart brought it back to life");
+        stop(&h, Duration::from_secs(2)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn readiness_follows_the_probe_without_restarts() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: readiness}
+spec:
+  containers:
+  - name: random-generator
+    image: k8spatterns/random-generator:1.0
+    readinessProbe:
+      exec: {command: ["stat", "/tmp/random-generator-ready"]}
+      periodSeconds: 1
+      timeoutSeconds: 10
+"#,
+        );
+        wait_for(&h, "ready", |p| ready(p, "random-generator")).await;
+        assert_eq!(get(&h, 8080, "/toggle-ready").await.0, 200);
+        wait_for(&h, "not ready", |p| !ready(p, "random-generator")).await;
+        assert_eq!(get(&h, 8080, "/toggle-ready").await.0, 200);
+        let p = wait_for(&h, "ready again", |p| ready(p, "random-generator")).await;
+        assert_eq!(restarts(&p, "random-generator"), 0, "readiness never restarts");
+        stop(&h, Duration::from_secs(2)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_probe_that_hangs_times_out() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hanging-probe}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "while true; do sleep 1; done"]
+    livenessProbe:
+      exec: {command: ["sleep", "30"]}
+      periodSeconds: 1
+      timeoutSeconds: 1
+      failureThreshold: 1
+"#,
+        );
+        wait_for(&h, "restarted", |p| restarts(p, "main") >= 1).await;
+        assert!(log(&h, "main").contains("timed out"), "{}", log(&h, "main"));
+        stop(&h, Duration::ZERO).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_startup_probe_gates_readiness() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: startup-probe}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "sleep 2; touch /tmp/started; while true; do sleep 1; done"]
+    startupProbe:
+      exec: {command: ["test", "-e", "/tmp/started"]}
+      periodSeconds: 1
+      timeoutSeconds: 10
+      failureThreshold: 30
+"#,
+        );
+        let p = wait_for(&h, "Running", |p| phase(p) == "Running").await;
+        assert!(!ready(&p, "main"));
+        let begun = std::time::Instant::now();
+        wait_for(&h, "ready after startup", |p| ready(p, "main")).await;
+        assert!(begun.elapsed() >= Duration::from_millis(500));
+        stop(&h, Duration::ZERO).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn post_start_runs_before_the_container_counts_as_started() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: post-start}
+spec:
+  containers:
+  - name: random-generator
+    image: k8spatterns/random-generator:1.0
+    env: [{name: WAIT_FOR_POST_START, value: "true"}]
+    lifecycle:
+      postStart:
+        exec: {command: ["sh", "-c", "sleep 1 && echo 'Wake up!' > /tmp/postStart_done"]}
+"#,
+        );
+        let early = wait_for(&h, "pending", |p| phase(p) == "Pending").await;
+        assert!(waiting(&early, "random-generator").is_some());
+        wait_for(&h, "ready", |p| ready(p, "random-generator")).await;
+        stop(&h, Duration::from_secs(2)).await;
+
+        let failing = start(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: post-start-fails}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sh\", \"-c\", \"while true; do sleep 1; done\"]\n    lifecycle: {postStart: {exec: {command: [\"false\"]}}}\n",
+        );
+        let p = wait_for(&failing, "Failed", |p| phase(p) == "Failed").await;
+        assert!(terminated(&p, "main").unwrap().message.as_deref().unwrap().contains("FailedPostStartHook"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn pre_stop_runs_before_the_stop_signal() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: pre-stop}
+spec:
+  terminationGracePeriodSeconds: 10
+  containers:
+  - name: random-generator
+    image: k8spatterns/random-generator:1.0
+    lifecycle:
+      preStop:
+        httpGet: {port: 8080, path: /shutdown}
+  - name: recorder
+    image: busybox
+    command: ["sh", "-c", "while true; do sleep 1; done"]
+    lifecycle:
+      preStop:
+        exec: {command: ["sh", "-c", "echo stopping > /data/pre-stop"]}
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, emptyDir: {}}]
+"#,
+        );
+        wait_for(&h, "ready", |p| ready(p, "random-generator")).await;
+        let p = stop(&h, Duration::from_secs(10)).await;
+        // /shutdown made the guest exit 0 on its own, before any kill.
+        assert_eq!(terminated(&p, "random-generator").unwrap().exit_code, 0);
+        let recorded = std::fs::read_to_string(pod_dir(&h).join("volumes/data/pre-stop")).unwrap();
+        assert_eq!(recorded, "stopping\n");
+    }
+}
+
+mod outgoing {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_ambassador_gets_one_post_per_request_over_localhost() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: ambassador}
+spec:
+  containers:
+  - name: main
+    image: k8spatterns/random-generator:1.0
+    env: [{name: LOG_URL, value: "http://localhost:9009"}]
+    ports: [{containerPort: 8080}]
+  - name: ambassador
+    image: k8spatterns/random-generator-log-ambassador
+"#,
+        );
+        wait_for(&h, "ready", |p| ready(p, "main") && ready(p, "ambassador")).await;
+        for _ in 0..3 {
+            assert_eq!(get(&h, 8080, "/").await.0, 200);
+        }
+        let l = log(&h, "ambassador");
+        assert_eq!(l.lines().filter(|l| l.starts_with("LOG {")).count(), 3, "{l}");
+        stop(&h, Duration::from_secs(2)).await;
+    }
+
+    /// A one-request HTTP server on the host, answering 200; returns its port and
+    /// whether a request arrived.
+    fn host_server() -> (u16, std::sync::mpsc::Receiver<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        (port, rx)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn host_network_needs_a_grant() {
+        let pod = |name: &str, port: u16, grant: &str| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations: {{capstan.dev/allow-hosts: {grant:?}}}\nspec:\n  containers:\n  - name: main\n    image: k8spatterns/random-generator:1.0\n    env: [{{name: LOG_URL, value: \"http://127.0.0.1:{port}/log\"}}]\n"
+            )
+        };
+        // Without a grant, 127.0.0.1 is the pod's own loopback: nothing reaches the host.
+        let (port, arrived) = host_server();
+        let denied = start(&pod("no-grant", port, ""));
+        wait_for(&denied, "ready", |p| ready(p, "main")).await;
+        assert_eq!(get(&denied, 8080, "/").await.0, 200, "the request itself still succeeds");
+        assert!(arrived.recv_timeout(Duration::from_millis(500)).is_err(), "no host traffic without a grant");
+        assert!(log(&denied, "main").contains("ConnectionRefused"), "{}", log(&denied, "main"));
+        stop(&denied, Duration::from_secs(1)).await;
+        // A host that is neither local nor granted is refused outright.
+        let other = start(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: other-host}}\nspec:\n  containers:\n  - name: main\n    image: k8spatterns/random-generator:1.0\n    env: [{{name: LOG_URL, value: \"http://example.com/log\"}}]\n"
+        ));
+        wait_for(&other, "ready", |p| ready(p, "main")).await;
+        get(&other, 8080, "/").await;
+        assert!(log(&other, "main").contains("POST to LOG_URL http://example.com/log failed"), "{}", log(&other, "main"));
+        stop(&other, Duration::from_secs(1)).await;
+        // With the grant, the POST reaches the host server.
+        let granted = start(&pod("grant", port, &format!("127.0.0.1:{port}")));
+        wait_for(&granted, "ready", |p| ready(p, "main")).await;
+        get(&granted, 8080, "/").await;
+        let request = arrived.recv_timeout(Duration::from_secs(10)).expect("the granted host got the POST");
+        assert!(request.starts_with("POST /log"), "{request}");
+        stop(&granted, Duration::from_secs(1)).await;
+    }
+}

@@ -26,6 +26,9 @@ use json::Obj;
 
 pub const ID_FILE: &str = "/tmp/random-generator-id";
 pub const READY_FILE: &str = "/tmp/random-generator-ready";
+/// The book's Example 4-2 checks this path (`stat /var/run/random-generator-ready`);
+/// it mirrors READY_FILE where the filesystem has a /var/run.
+pub const READY_FILE_VAR_RUN: &str = "/var/run/random-generator-ready";
 pub const DEAD_FILE: &str = "/tmp/random-generator-dead";
 pub const COUNTER_FILE: &str = "/tmp/random-generator-counter";
 pub const POST_START_FILE: &str = "/tmp/postStart_done";
@@ -70,6 +73,7 @@ fn startup(version: &str) -> ExitCode {
         eprintln!("random-generator: cannot create {READY_FILE}: {e}");
         return ExitCode::FAILURE;
     }
+    mirror_ready(true);
     println!("random-generator {version} started (id {id})");
     ExitCode::SUCCESS
 }
@@ -197,7 +201,10 @@ fn route(version: &str, path: &str) -> Response {
             Err(e) => error(500, &format!("cannot toggle {DEAD_FILE}: {e}")),
         },
         "/toggle-ready" => match toggle(READY_FILE) {
-            Ok(ready) => json(200, Obj::new().raw("ready", ready).finish()),
+            Ok(ready) => {
+                mirror_ready(ready);
+                json(200, Obj::new().raw("ready", ready).finish())
+            }
             Err(e) => error(500, &format!("cannot toggle {READY_FILE}: {e}")),
         },
         "/logs" => match env::var("LOG_FILE") {
@@ -334,6 +341,14 @@ fn eat_memory(mb: usize) -> Vec<Box<[u8]>> {
 }
 
 /// Toggles the existence of `file`; returns whether it exists afterwards.
+/// Keeps the /var/run copy of the readiness file in step (best effort: a sandbox
+/// without /var/run simply has no copy).
+fn mirror_ready(ready: bool) {
+    if Path::new("/var/run").is_dir() {
+        let _ = if ready { fs::write(READY_FILE_VAR_RUN, b"") } else { fs::remove_file(READY_FILE_VAR_RUN) };
+    }
+}
+
 fn toggle(file: &str) -> io::Result<bool> {
     match fs::remove_file(file) {
         Ok(()) => Ok(false),

@@ -1,0 +1,45 @@
+//! `capstan/tcp-echo PORT`: binds 127.0.0.1:PORT (`wasi:sockets` via Rust std), prints
+//! "listening on PORT", then accepts connections forever, one at a time, echoing each one's bytes
+//! back until it closes its write half.
+
+use std::io::{self, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let arg = std::env::args().nth(1);
+    let Some(port) = arg.as_deref().and_then(|s| s.trim().parse::<u16>().ok()) else {
+        eprintln!("tcp-echo: usage: tcp-echo PORT (got {arg:?})");
+        return ExitCode::FAILURE;
+    };
+    let listener = match TcpListener::bind(("127.0.0.1", port)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("tcp-echo: cannot listen on 127.0.0.1:{port}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {port}");
+    let _ = io::stdout().flush();
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                if let Err(e) = echo(stream) {
+                    eprintln!("tcp-echo: connection from {peer}: {e}");
+                }
+            }
+            Err(e) => eprintln!("tcp-echo: accept failed: {e}"),
+        }
+    }
+}
+
+fn echo(mut stream: TcpStream) -> io::Result<()> {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return stream.flush();
+        }
+        stream.write_all(&buf[..n])?;
+    }
+}

@@ -1,0 +1,89 @@
+//! `wasi:sockets/ip-name-lookup` for a pod: `localhost` and IP literals resolve;
+//! every other name is `name-unresolvable` (Services and DNS come later).
+//!
+//! Why replace wasmtime-wasi's: its lookup asks the host resolver (when allowed at
+//! all), and a pod must not learn or reach anything of the host's network.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use wasmtime::component::Resource;
+use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Network};
+use wasmtime_wasi::p2::{DynPollable, Pollable, SocketResult};
+
+use super::NetView;
+use super::bindings::ip_name_lookup;
+
+/// The answers to one lookup, handed out one by one.
+pub struct ResolveAddressStream(std::vec::IntoIter<IpAddr>);
+
+/// What `name` resolves to inside a pod.
+pub fn resolve(name: &str) -> Result<Vec<IpAddr>, ErrorCode> {
+    let name = name.trim_end_matches('.');
+    if name.is_empty() {
+        return Err(ErrorCode::InvalidArgument);
+    }
+    // `[::1]` is how URLs write an IPv6 literal; accept it as wasmtime-wasi does.
+    let literal = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')).unwrap_or(name);
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    if name.eq_ignore_ascii_case("localhost") {
+        return Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]);
+    }
+    Err(ErrorCode::NameUnresolvable)
+}
+
+impl ip_name_lookup::Host for NetView<'_> {
+    fn resolve_addresses(
+        &mut self,
+        network: Resource<Network>,
+        name: String,
+    ) -> SocketResult<Resource<ResolveAddressStream>> {
+        self.table.get(&network)?;
+        let addrs = resolve(&name)?;
+        Ok(self.table.push(ResolveAddressStream(addrs.into_iter()))?)
+    }
+}
+
+impl ip_name_lookup::HostResolveAddressStream for NetView<'_> {
+    fn resolve_next_address(&mut self, this: Resource<ResolveAddressStream>) -> SocketResult<Option<IpAddress>> {
+        Ok(self.table.get_mut(&this)?.0.next().map(IpAddress::from))
+    }
+
+    fn subscribe(&mut self, this: Resource<ResolveAddressStream>) -> wasmtime::Result<Resource<DynPollable>> {
+        wasmtime_wasi::p2::subscribe(self.table, this)
+    }
+
+    fn drop(&mut self, this: Resource<ResolveAddressStream>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+/// Answers are known when the stream is made: always ready.
+#[wasmtime_wasi::async_trait]
+impl Pollable for ResolveAddressStream {
+    async fn ready(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localhost_and_literals_resolve_and_nothing_else_does() {
+        let lo4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert_eq!(
+            resolve("localhost").unwrap(),
+            vec![lo4, IpAddr::V6(Ipv6Addr::LOCALHOST)]
+        );
+        assert_eq!(resolve("LOCALHOST.").unwrap()[0], lo4);
+        assert_eq!(
+            resolve("10.88.0.2").unwrap(),
+            vec!["10.88.0.2".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(resolve("[::1]").unwrap(), vec![IpAddr::V6(Ipv6Addr::LOCALHOST)]);
+        assert!(matches!(resolve("example.com"), Err(ErrorCode::NameUnresolvable)));
+        assert!(matches!(resolve(""), Err(ErrorCode::InvalidArgument)));
+    }
+}

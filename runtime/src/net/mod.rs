@@ -1,0 +1,170 @@
+//! A pod's in-memory TCP network: containers of one pod reach each other at
+//! `localhost` (or the pod IP) with no host socket, and nothing else.
+//!
+//! Why Capstan's own: wasmtime-wasi's TCP wraps OS sockets and has no pluggable
+//! network, so two containers of a pod would share the host's port space and other
+//! pods could reach them. Here each pod has a [`PodNet`]: a port registry
+//! (`loopback.rs`) whose connections (`conn.rs`) are in-memory pipes (`pipe.rs`).
+//! Guests hold [`TcpSocket`]s (`socket.rs`) through `wasi:sockets/tcp`,
+//! `tcp-create-socket` and `ip-name-lookup` (`tcp.rs`, `lookup.rs`, generated
+//! `bindings.rs`), which [`add_to_linker`] puts over wasmtime-wasi's versions; host
+//! code (probes, `--publish`, an HTTP client) uses [`PodNet::connect`].
+//!
+//! Deny by default: a guest can bind only the pod's addresses and connect only to
+//! them; any other destination is `access-denied` before anything leaves the process.
+
+mod bindings;
+mod conn;
+mod lookup;
+pub mod loopback;
+pub mod pipe;
+mod socket;
+mod tcp;
+
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::p2::SocketError;
+use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, Network};
+
+pub use lookup::ResolveAddressStream;
+pub use loopback::NetError;
+pub use socket::TcpSocket;
+
+use crate::store::ContainerData;
+use loopback::{Loopback, PortLease};
+use pipe::{PipeReader, PipeWriter};
+
+/// The network of one pod. Cloning shares it: every store of the pod holds one.
+#[derive(Clone)]
+pub struct PodNet {
+    loopback: Arc<Loopback>,
+}
+
+impl Default for PodNet {
+    /// A network with loopback addresses only (no pod IP).
+    fn default() -> Self {
+        Self::new(None)
+    }
+}
+
+impl PodNet {
+    /// A fresh, empty network; `pod_ip` is reachable besides loopback.
+    pub fn new(pod_ip: Option<IpAddr>) -> Self {
+        Self {
+            loopback: Loopback::new(pod_ip),
+        }
+    }
+
+    pub fn pod_ip(&self) -> Option<IpAddr> {
+        self.loopback.pod_ip()
+    }
+
+    pub(crate) fn loopback(&self) -> &Arc<Loopback> {
+        &self.loopback
+    }
+
+    /// Whether a container of the pod listens on `port`.
+    pub fn is_listening(&self, port: u16) -> bool {
+        self.loopback.is_listening(port)
+    }
+
+    /// Opens a connection from the host to the guest listening on `port` (bound to
+    /// any pod address), as the guest's `accept` will see it. No host socket is
+    /// involved. Fails with [`NetError::ConnectionRefused`] when nothing listens or
+    /// the listener's backlog is full.
+    pub async fn connect(&self, port: u16) -> Result<HostStream, NetError> {
+        let (end, lease) = self.loopback.connect_from_host(port)?;
+        Ok(HostStream {
+            input: end.input,
+            output: end.output,
+            _lease: lease,
+        })
+    }
+}
+
+/// The host's end of a connection into the pod. Shutting down writes is an EOF for
+/// the guest; dropping it closes both directions.
+pub struct HostStream {
+    input: PipeReader,
+    output: PipeWriter,
+    _lease: PortLease,
+}
+
+impl AsyncRead for HostStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.input).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for HostStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.output).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.output).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.output).poll_shutdown(cx)
+    }
+}
+
+/// What the socket host functions borrow from a store: the pod's network and the
+/// store's resource table.
+pub struct NetView<'a> {
+    pub net: &'a PodNet,
+    pub table: &'a mut ResourceTable,
+}
+
+/// The `HasData` marker for [`NetView`].
+struct Net;
+
+impl HasData for Net {
+    type Data<'a> = NetView<'a>;
+}
+
+fn view(data: &mut ContainerData) -> NetView<'_> {
+    NetView {
+        net: &data.net,
+        table: &mut data.table,
+    }
+}
+
+/// Puts Capstan's TCP and name lookup over wasmtime-wasi's in `linker`, which must
+/// already hold all of WASI 0.2 and allow shadowing. Interface by interface (not the
+/// world), so the rest of `wasi:sockets` (network, instance-network, UDP) stays
+/// wasmtime-wasi's: the `network` resource the guest passes in is wasmtime-wasi's.
+pub fn add_to_linker(linker: &mut Linker<ContainerData>) -> wasmtime::Result<()> {
+    bindings::tcp::add_to_linker::<_, Net>(linker, view)?;
+    bindings::tcp_create_socket::add_to_linker::<_, Net>(linker, view)?;
+    bindings::ip_name_lookup::add_to_linker::<_, Net>(linker, view)?;
+    Ok(())
+}
+
+/// The generated glue turns a `SocketError` into the guest's `error-code` through
+/// the `network` interface's host trait, so the view implements it as
+/// wasmtime-wasi's does (it is never linked: wasmtime-wasi's `network` stays).
+impl network::Host for NetView<'_> {
+    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
+        error.downcast()
+    }
+
+    fn network_error_code(&mut self, err: Resource<wasmtime::Error>) -> wasmtime::Result<Option<ErrorCode>> {
+        let err = self.table.get(&err)?;
+        Ok(err.downcast_ref::<ErrorCode>().copied())
+    }
+}
+
+impl network::HostNetwork for NetView<'_> {
+    fn drop(&mut self, this: Resource<Network>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! Where a guest's outgoing `wasi:http` requests go. Requests to `localhost`, the
+//! loopback addresses or the pod's own IP are delivered in-process to the
+//! container serving that port of the pod (no host socket). Requests to other
+//! hosts are refused, unless the pod grants them with the `capstan.dev/allow-hosts`
+//! annotation (for ambassadors that talk to the outside); a grant wins over local
+//! delivery, so `127.0.0.1:PORT` can be granted to reach a host service.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use http_body_util::BodyExt;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::network::PodNetwork;
+
+/// The annotation listing the hosts a pod may reach: `host[:port]`, comma-separated
+/// (`*` as the host allows every host on that port; no port allows every port).
+pub const ALLOW_HOSTS_ANNOTATION: &str = "capstan.dev/allow-hosts";
+
+/// One granted destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostGrant {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+/// Parses the annotation's value; errors name the bad entry.
+pub fn parse_grants(value: &str) -> Result<Vec<HostGrant>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let (host, port) = match entry.rsplit_once(':') {
+                Some((h, p)) if !h.ends_with(':') && !p.contains(']') => {
+                    (h, Some(p.parse::<u16>().map_err(|_| format!("{entry:?}: {p:?} is not a port"))?))
+                }
+                _ => (entry, None),
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+            if host.is_empty() {
+                return Err(format!("{entry:?}: no host"));
+            }
+            Ok(HostGrant { host, port })
+        })
+        .collect()
+}
+
+/// Where one request goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// To the container serving this port of the pod.
+    Pod(u16),
+    /// Out over the host network (granted).
+    Host,
+    Denied,
+}
+
+/// Decides a request's route from its host and port. Pure.
+pub fn route(host: &str, port: u16, pod_ip: &str, grants: &[HostGrant]) -> Route {
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let granted = grants.iter().any(|g| (g.host == "*" || g.host == host) && g.port.is_none_or(|p| p == port));
+    if granted {
+        return Route::Host;
+    }
+    if host == "localhost" || host == "127.0.0.1" || host == "::1" || host == pod_ip {
+        return Route::Pod(port);
+    }
+    Route::Denied
+}
+
+/// What a container's outgoing HTTP may reach. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct OutgoingPolicy {
+    pub network: PodNetwork,
+    pub pod_ip: String,
+    pub grants: Arc<Vec<HostGrant>>,
+}
+
+/// The `WasiHttpHooks` of one instance.
+pub struct OutgoingHttp {
+    policy: OutgoingPolicy,
+}
+
+impl OutgoingHttp {
+    pub fn new(policy: OutgoingPolicy) -> Self {
+        Self { policy }
+    }
+}
+
+type IoFuture = Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
+type SendFuture = Box<dyn Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, IoFuture)>> + Send>;
+
+impl WasiHttpHooks for OutgoingHttp {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> SendFuture {
+        let uri = request.uri();
+        let https = uri.scheme_str() == Some("https");
+        let host = uri.host().unwrap_or_default().to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        match route(&host, port, &self.policy.pod_ip, &self.policy.grants) {
+            Route::Pod(port) => {
+                let network = self.policy.network.clone();
+                Box::new(async move {
+                    let server = network.route(port).ok_or(Error::ConnectionRefused)?;
+                    let response = server.handle(request).await;
+                    Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+                })
+            }
+            Route::Host => Box::new(async move {
+                let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+                Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
+            }),
+            Route::Denied => Box::new(async { Err(Error::HttpRequestDenied) }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_local_granted_and_denied() {
+        let grants = parse_grants("api.example.com:443, logs.internal, 127.0.0.1:7777").unwrap();
+        let cases = [
+            ("localhost", 9009, Route::Pod(9009)),
+            ("127.0.0.1", 8080, Route::Pod(8080)),
+            ("[::1]", 80, Route::Pod(80)),
+            ("10.88.0.7", 8080, Route::Pod(8080)),
+            ("api.example.com", 443, Route::Host),
+            ("API.example.com", 443, Route::Host),
+            ("api.example.com", 80, Route::Denied),
+            ("logs.internal", 1234, Route::Host),
+            ("127.0.0.1", 7777, Route::Host),
+            ("example.org", 80, Route::Denied),
+        ];
+        for (host, port, want) in cases {
+            assert_eq!(route(host, port, "10.88.0.7", &grants), want, "{host}:{port}");
+        }
+        assert_eq!(route("anything", 80, "10.88.0.7", &parse_grants("*:80").unwrap()), Route::Host);
+    }
+
+    #[test]
+    fn bad_grants_name_the_entry() {
+        let err = parse_grants("ok.example.com, bad:port").unwrap_err();
+        assert!(err.contains("bad:port"), "{err}");
+        assert!(parse_grants(":80").is_err());
+    }
+}
