@@ -75,12 +75,25 @@ impl Play {
 
     /// The host port `--publish 0:PORT` was given.
     fn published_port(&self) -> u16 {
-        let line = Self::wait_line(&self.stderr, "publishing", |l| l.starts_with("publishing "));
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|a| a.rsplit(':').next())
-            .and_then(|p| p.parse().ok())
-            .expect("port in the publishing line")
+        self.published_ports(1)[0].1
+    }
+
+    /// (container port, host port) of the first `n` publishing lines.
+    fn published_ports(&self, n: usize) -> Vec<(u16, u16)> {
+        (0..n)
+            .map(|_| {
+                // "publishing 127.0.0.1:PORT -> pod/NAME port CPORT"
+                let line = Self::wait_line(&self.stderr, "publishing", |l| l.starts_with("publishing "));
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let host = words[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .expect("host port");
+                let container = words.last().and_then(|p| p.parse().ok()).expect("container port");
+                (container, host)
+            })
+            .collect()
     }
 
     fn interrupt(&mut self) {
@@ -394,4 +407,65 @@ fn image_import_ls_and_run() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("core module"));
+}
+
+#[test]
+fn sidecar_keeps_the_served_page_fresh() {
+    let data = DataDir::new("sidecar");
+    let play = Play::start(&data, &["examples/sidecar/web-app.yaml", "--publish", "0:80"]);
+    let port = play.published_port();
+    let deadline = Instant::now() + DEADLINE;
+    let first = loop {
+        let (status, body) = http_get(port, "/");
+        if status == 200 && body.contains("updated by the sidecar") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sidecar never wrote the page: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    loop {
+        let (_, body) = http_get(port, "/");
+        if body.contains("updated by the sidecar") && body != first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the page never changed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn adapter_exports_the_numbers_as_prometheus_metrics() {
+    let data = DataDir::new("adapter");
+    let play = Play::start(&data, &["examples/adapter/pod.yaml", "-p", "0:8080", "-p", "0:9889"]);
+    let ports: std::collections::HashMap<u16, u16> = play.published_ports(2).into_iter().collect();
+    for _ in 0..3 {
+        assert_eq!(http_get(ports[&8080], "/").0, 200);
+    }
+    let (status, metrics) = http_get(ports[&9889], "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.lines().any(|l| l == "random_generator_numbers_total 3"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn ambassador_receives_one_post_per_request() {
+    let data = DataDir::new("ambassador");
+    let play = Play::start(&data, &["examples/ambassador/pod.yaml", "-p", "0:8080"]);
+    let port = play.published_port();
+    for _ in 0..2 {
+        assert_eq!(http_get(port, "/").0, 200);
+    }
+    let out = capstan()
+        .arg("--data-dir")
+        .arg(&data.0)
+        .args(["logs", "random-generator", "-c", "ambassador"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(logs.lines().filter(|l| l.starts_with("LOG {")).count(), 2, "{logs}");
 }

@@ -24,8 +24,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::engine::WasmEngine;
 use crate::error::RuntimeError;
 use crate::lifecycle::Exit;
-use crate::sandbox::ContainerPlan;
 use crate::outgoing::OutgoingHttp;
+use crate::sandbox::ContainerPlan;
 use crate::store::{ContainerData, CpuBudget, MemoryLimiter, apply_limits};
 
 /// Exit code reported for a trap (128 + SIGABRT).

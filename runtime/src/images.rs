@@ -37,15 +37,26 @@ const BUILTIN: &[(&str, &str, &str)] = &[
     ("centos/httpd", "*", "httpd"),
     ("httpd", "*", "httpd"),
     ("nginx", "*", "httpd"),
-    ("k8spatterns/random-generator-exporter", "*", "random-generator-exporter"),
-    ("k8spatterns/random-generator-log-ambassador", "*", "random-generator-log-ambassador"),
+    (
+        "k8spatterns/random-generator-exporter",
+        "*",
+        "random-generator-exporter",
+    ),
+    (
+        "k8spatterns/random-generator-log-ambassador",
+        "*",
+        "random-generator-log-ambassador",
+    ),
 ];
 
 /// The port a built-in HTTP component serves when its container declares none: the
 /// image's `EXPOSE`, in container terms. The book's ambassador pod declares no port
 /// for the ambassador, which listens on 9009.
-const EXPOSED_PORTS: &[(&str, u16)] =
-    &[("httpd", 80), ("random-generator-exporter", 9889), ("random-generator-log-ambassador", 9009)];
+const EXPOSED_PORTS: &[(&str, u16)] = &[
+    ("httpd", 80),
+    ("random-generator-exporter", 9889),
+    ("random-generator-log-ambassador", 9009),
+];
 
 /// A resolved image: its bytes and their digest.
 #[derive(Clone)]

@@ -135,7 +135,10 @@ pub enum Event {
     },
     /// A liveness or startup probe failed: the container is stopped (with the
     /// pod's grace period) and restarted per `restartPolicy`.
-    Unhealthy { container: String, message: String },
+    Unhealthy {
+        container: String,
+        message: String,
+    },
     /// The node evicts the pod (e.g. an emptyDir past its `sizeLimit`): it stops
     /// at once and ends `Failed` with reason `Evicted`.
     Evict {
@@ -283,7 +286,9 @@ impl PodLifecycle {
                     return vec![];
                 }
                 let grace = self.grace;
-                let Some((is_init, i)) = self.find(&container) else { return vec![] };
+                let Some((is_init, i)) = self.find(&container) else {
+                    return vec![];
+                };
                 let t = self.track(is_init, i);
                 if !t.is_running() || t.stopping {
                     return vec![];
@@ -586,13 +591,34 @@ mod tests {
         let (mut lc, _) = PodLifecycle::new("Always", &[], &names(&["a"]));
         lc.grace = Duration::from_secs(5);
         lc.step(started("a"), T);
-        lc.step(Event::Ready { container: "a".into(), ready: true }, T);
-        let unhealthy = Event::Unhealthy { container: "a".into(), message: "Liveness probe failed".into() };
-        assert_eq!(lc.step(unhealthy.clone(), T), vec![Effect::StopContainer { container: "a".into(), grace: Duration::from_secs(5) }]);
+        lc.step(
+            Event::Ready {
+                container: "a".into(),
+                ready: true,
+            },
+            T,
+        );
+        let unhealthy = Event::Unhealthy {
+            container: "a".into(),
+            message: "Liveness probe failed".into(),
+        };
+        assert_eq!(
+            lc.step(unhealthy.clone(), T),
+            vec![Effect::StopContainer {
+                container: "a".into(),
+                grace: Duration::from_secs(5)
+            }]
+        );
         assert!(!lc.apps[0].ready);
         assert_eq!(lc.step(unhealthy, T), vec![], "asked once per run");
         let fx = lc.step(exited("a", 137), T * 2);
-        assert_eq!(fx, vec![Effect::StartAfter { container: "a".into(), delay: Duration::ZERO }]);
+        assert_eq!(
+            fx,
+            vec![Effect::StartAfter {
+                container: "a".into(),
+                delay: Duration::ZERO
+            }]
+        );
         assert_eq!(lc.apps[0].restarts, 1);
     }
 

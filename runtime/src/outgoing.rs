@@ -32,9 +32,13 @@ pub fn parse_grants(value: &str) -> Result<Vec<HostGrant>, String> {
         .filter(|e| !e.is_empty())
         .map(|entry| {
             let (host, port) = match entry.rsplit_once(':') {
-                Some((h, p)) if !h.ends_with(':') && !p.contains(']') => {
-                    (h, Some(p.parse::<u16>().map_err(|_| format!("{entry:?}: {p:?} is not a port"))?))
-                }
+                Some((h, p)) if !h.ends_with(':') && !p.contains(']') => (
+                    h,
+                    Some(
+                        p.parse::<u16>()
+                            .map_err(|_| format!("{entry:?}: {p:?} is not a port"))?,
+                    ),
+                ),
                 _ => (entry, None),
             };
             let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
@@ -59,7 +63,9 @@ pub enum Route {
 /// Decides a request's route from its host and port. Pure.
 pub fn route(host: &str, port: u16, pod_ip: &str, grants: &[HostGrant]) -> Route {
     let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-    let granted = grants.iter().any(|g| (g.host == "*" || g.host == host) && g.port.is_none_or(|p| p == port));
+    let granted = grants
+        .iter()
+        .any(|g| (g.host == "*" || g.host == host) && g.port.is_none_or(|p| p == port));
     if granted {
         return Route::Host;
     }
@@ -142,7 +148,10 @@ mod tests {
         for (host, port, want) in cases {
             assert_eq!(route(host, port, "10.88.0.7", &grants), want, "{host}:{port}");
         }
-        assert_eq!(route("anything", 80, "10.88.0.7", &parse_grants("*:80").unwrap()), Route::Host);
+        assert_eq!(
+            route("anything", 80, "10.88.0.7", &parse_grants("*:80").unwrap()),
+            Route::Host
+        );
     }
 
     #[test]

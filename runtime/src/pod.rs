@@ -332,7 +332,12 @@ impl Worker {
             .and_then(|l| l.get("cpu"))
             .and_then(|q| quantity::parse(&q.0).ok())
             .map(|q| q.as_millis_ceil().max(1) as u64);
-        let annotation = self.pod.metadata.annotations.as_ref().and_then(|a| a.get(ALLOW_HOSTS_ANNOTATION));
+        let annotation = self
+            .pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ALLOW_HOSTS_ANNOTATION));
         let grants = match annotation.map(|v| parse_grants(v)).transpose() {
             Ok(g) => Arc::new(g.unwrap_or_default()),
             Err(e) => {
@@ -361,18 +366,30 @@ impl Worker {
             cpu_millis,
             log,
             net: self.net.clone(),
-            outgoing: OutgoingPolicy { network: self.network.clone(), pod_ip: self.facts.pod_ip.clone(), grants: grants.clone() },
+            outgoing: OutgoingPolicy {
+                network: self.network.clone(),
+                pod_ip: self.facts.pod_ip.clone(),
+                grants: grants.clone(),
+            },
         };
-        let port = c.ports.as_deref().and_then(|p| p.first()).and_then(|p| u16::try_from(p.container_port).ok());
+        let port = c
+            .ports
+            .as_deref()
+            .and_then(|p| p.first())
+            .and_then(|p| u16::try_from(p.container_port).ok());
         let probes = match ProbeSpec::for_container(&c, &field) {
             Ok(p) => p,
             Err(e) => return self.fail_start(name, "CreateContainerConfigError", e),
         };
         let lifecycle = c.lifecycle.clone().unwrap_or_default();
         let hook = |h: Option<&capstan_core::k8s_openapi::api::core::v1::LifecycleHandler>, which: &str| {
-            h.map(|h| crate::probe::hook(&c, h, &format!("{field}.lifecycle.{which}"))).transpose()
+            h.map(|h| crate::probe::hook(&c, h, &format!("{field}.lifecycle.{which}")))
+                .transpose()
         };
-        let (post_start, pre_stop) = match (hook(lifecycle.post_start.as_ref(), "postStart"), hook(lifecycle.pre_stop.as_ref(), "preStop")) {
+        let (post_start, pre_stop) = match (
+            hook(lifecycle.post_start.as_ref(), "postStart"),
+            hook(lifecycle.pre_stop.as_ref(), "preStop"),
+        ) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return self.fail_start(name, "CreateContainerConfigError", e),
         };
@@ -381,7 +398,12 @@ impl Worker {
             Err(e) => return self.fail_start(name, "CreateContainerError", format!("log file: {e}")),
         };
         let (signal, signal_rx) = watch::channel(Signal::Run);
-        self.running.insert(name.to_string(), Running { signal: Arc::new(signal) });
+        self.running.insert(
+            name.to_string(),
+            Running {
+                signal: Arc::new(signal),
+            },
+        );
         let run = ContainerRun {
             rt: self.rt.clone(),
             tx: self.tx.clone(),
@@ -448,13 +470,21 @@ impl ContainerRun {
         let name = self.plan.name.clone();
         let (image_id, program, port) = match self.rt.program(&self.image).await {
             // The declared port, else the image's own, else the book's 8080.
-            Ok(r) => (r.digest, r.program, self.port.or(r.exposed_port).unwrap_or(DEFAULT_HTTP_PORT)),
+            Ok(r) => (
+                r.digest,
+                r.program,
+                self.port.or(r.exposed_port).unwrap_or(DEFAULT_HTTP_PORT),
+            ),
             Err(e) => {
                 let reason = match e {
                     crate::error::RuntimeError::ImageNotFound(_) => "ErrImagePull",
                     _ => "CreateContainerError",
                 };
-                let _ = self.tx.send(Event::StartFailed { container: name, reason: reason.into(), message: e.to_string() });
+                let _ = self.tx.send(Event::StartFailed {
+                    container: name,
+                    reason: reason.into(),
+                    message: e.to_string(),
+                });
                 return;
             }
         };
@@ -492,10 +522,15 @@ impl ContainerRun {
             // Ready: serving, started (startup probe) and the readiness probe agree.
             if started {
                 let now = *serving.borrow()
-                    && probes.as_ref().is_some_and(|(_, v)| *v.started.borrow() && *v.ready.borrow());
+                    && probes
+                        .as_ref()
+                        .is_some_and(|(_, v)| *v.started.borrow() && *v.ready.borrow());
                 if now != ready {
                     ready = now;
-                    self.send(Event::Ready { container: name.clone(), ready });
+                    self.send(Event::Ready {
+                        container: name.clone(),
+                        ready,
+                    });
                 }
             }
         };
@@ -503,7 +538,10 @@ impl ContainerRun {
             task.abort();
         }
         if !started {
-            self.send(Event::Started { container: name.clone(), image_id });
+            self.send(Event::Started {
+                container: name.clone(),
+                image_id,
+            });
         }
         let exit = self.with_message(exit);
         self.send(Event::Exited { container: name, exit });
@@ -561,7 +599,11 @@ impl ContainerRun {
             return Exit::new(1, "Error", e.to_string());
         }
         // Unbinds however this future ends, including being dropped (postStart failed).
-        let _bound = Bound { network: &self.network, port, container: &self.plan.name };
+        let _bound = Bound {
+            network: &self.network,
+            port,
+            container: &self.plan.name,
+        };
         let _ = serving.send(true);
         tokio::select! {
             Some(exit) = ended_rx.recv() => exit,
@@ -608,7 +650,12 @@ impl Drop for Bound<'_> {
 
 /// Passes the worker's signals to the guest, running the preStop hook between a
 /// stop request and the guest's stop signal. Never completes.
-async fn forward_signals(mut outer: watch::Receiver<Signal>, inner: watch::Sender<Signal>, ctx: HandlerCtx, pre_stop: Option<Handler>) {
+async fn forward_signals(
+    mut outer: watch::Receiver<Signal>,
+    inner: watch::Sender<Signal>,
+    ctx: HandlerCtx,
+    pre_stop: Option<Handler>,
+) {
     until(&mut outer, Signal::Term).await;
     if let Some(h) = pre_stop
         && *outer.borrow() != Signal::Kill

@@ -45,7 +45,10 @@ pub struct ProbeSpec {
 /// Resolves a port given by number or by the name of a container port.
 fn port(container: &Container, p: &IntOrString, field: &str) -> Result<u16, String> {
     match p {
-        IntOrString::Int(n) => u16::try_from(*n).ok().filter(|n| *n > 0).ok_or_else(|| format!("{field}.port: invalid port {n}")),
+        IntOrString::Int(n) => u16::try_from(*n)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{field}.port: invalid port {n}")),
         IntOrString::String(name) => container
             .ports
             .iter()
@@ -65,16 +68,25 @@ fn handler(
     field: &str,
 ) -> Result<Handler, String> {
     if let Some(command) = exec {
-        return Ok(Handler::Exec { command: command.clone() });
+        return Ok(Handler::Exec {
+            command: command.clone(),
+        });
     }
     if let Some((p, path)) = http {
         let path = path.cloned().unwrap_or_else(|| "/".into());
-        return Ok(Handler::HttpGet { port: port(container, p, &format!("{field}.httpGet"))?, path });
+        return Ok(Handler::HttpGet {
+            port: port(container, p, &format!("{field}.httpGet"))?,
+            path,
+        });
     }
     if let Some(p) = tcp {
-        return Ok(Handler::TcpSocket { port: port(container, p, &format!("{field}.tcpSocket"))? });
+        return Ok(Handler::TcpSocket {
+            port: port(container, p, &format!("{field}.tcpSocket"))?,
+        });
     }
-    Err(format!("{field}: no handler (exec, httpGet or tcpSocket) that this node supports"))
+    Err(format!(
+        "{field}: no handler (exec, httpGet or tcpSocket) that this node supports"
+    ))
 }
 
 fn secs(v: Option<i32>, default: i32) -> Duration {
@@ -139,7 +151,11 @@ pub struct ProbeState {
 impl ProbeState {
     /// Liveness starts healthy; readiness and startup start failed.
     pub fn new(kind: ProbeKind) -> Self {
-        Self { successes: 0, failures: 0, verdict: kind == ProbeKind::Liveness }
+        Self {
+            successes: 0,
+            failures: 0,
+            verdict: kind == ProbeKind::Liveness,
+        }
     }
 
     /// Records one result; returns the new verdict when it changes.
@@ -189,7 +205,10 @@ mod tests {
         let mut st = ProbeState::new(ProbeKind::Readiness);
         let results = [true, false, true, true, false, false, true, false, false, false];
         let got: Vec<Option<bool>> = results.iter().map(|ok| st.record(&s, *ok)).collect();
-        assert_eq!(got, vec![None, None, None, Some(true), None, None, None, None, None, Some(false)]);
+        assert_eq!(
+            got,
+            vec![None, None, None, Some(true), None, None, None, None, None, Some(false)]
+        );
     }
 
     #[test]
@@ -197,7 +216,10 @@ mod tests {
         let s = spec(ProbeKind::Liveness, 1, 3);
         let mut st = ProbeState::new(ProbeKind::Liveness);
         assert!(st.verdict);
-        assert_eq!([false, false, false].map(|ok| st.record(&s, ok)), [None, None, Some(false)]);
+        assert_eq!(
+            [false, false, false].map(|ok| st.record(&s, ok)),
+            [None, None, Some(false)]
+        );
     }
 
     #[test]
@@ -215,9 +237,16 @@ mod tests {
             "name": "c", "ports": [{"name": "http", "containerPort": 8080}]
         }))
         .unwrap();
-        let p: Probe = serde_json::from_value(serde_json::json!({"httpGet": {"port": "http", "path": "/health"}})).unwrap();
+        let p: Probe =
+            serde_json::from_value(serde_json::json!({"httpGet": {"port": "http", "path": "/health"}})).unwrap();
         let s = ProbeSpec::from_probe(&c, ProbeKind::Liveness, &p, "spec.containers[0].livenessProbe").unwrap();
-        assert_eq!(s.handler, Handler::HttpGet { port: 8080, path: "/health".into() });
+        assert_eq!(
+            s.handler,
+            Handler::HttpGet {
+                port: 8080,
+                path: "/health".into()
+            }
+        );
         assert_eq!((s.period, s.failure_threshold), (Duration::from_secs(10), 3));
         let bad: Probe = serde_json::from_value(serde_json::json!({"tcpSocket": {"port": "nope"}})).unwrap();
         let err = ProbeSpec::from_probe(&c, ProbeKind::Liveness, &bad, "spec.containers[0].livenessProbe").unwrap_err();

@@ -24,8 +24,8 @@ use crate::sandbox::ContainerPlan;
 
 /// Programs the built-in utilities component provides.
 pub const UTILITIES: &[&str] = &[
-    "sh", "stat", "cat", "ls", "echo", "sleep", "test", "[", "true", "false", "mkdir", "cp", "date", "env", "rm", "touch",
-    "wc", "pwd", "busybox",
+    "sh", "stat", "cat", "ls", "echo", "sleep", "test", "[", "true", "false", "mkdir", "cp", "date", "env", "rm",
+    "touch", "wc", "pwd", "busybox",
 ];
 
 /// The image that provides the utilities.
@@ -55,13 +55,20 @@ impl HandlerCtx {
     async fn run_inner(&self, handler: &Handler) -> Result<(), String> {
         match handler {
             Handler::HttpGet { port, path } => {
-                let server = self.network.route(*port).ok_or_else(|| format!("dial tcp port {port}: connection refused"))?;
+                let server = self
+                    .network
+                    .route(*port)
+                    .ok_or_else(|| format!("dial tcp port {port}: connection refused"))?;
                 let req = http::Request::get(format!("http://localhost:{port}{path}"))
                     .header("user-agent", "kube-probe/1.34")
                     .body(Full::new(Bytes::new()))
                     .map_err(|e| e.to_string())?;
                 let status = server.handle(req).await.status().as_u16();
-                if (200..400).contains(&status) { Ok(()) } else { Err(format!("HTTP probe failed with statuscode: {status}")) }
+                if (200..400).contains(&status) {
+                    Ok(())
+                } else {
+                    Err(format!("HTTP probe failed with statuscode: {status}"))
+                }
             }
             Handler::TcpSocket { port } => match self.network.route(*port) {
                 Some(_) => Ok(()),
@@ -70,17 +77,34 @@ impl HandlerCtx {
             Handler::Exec { command } => {
                 let program = command.first().ok_or("exec: empty command")?;
                 let base = program.rsplit('/').next().unwrap_or(program);
-                let image = if UTILITIES.contains(&base) { UTILITIES_IMAGE } else { self.image.as_str() };
+                let image = if UTILITIES.contains(&base) {
+                    UTILITIES_IMAGE
+                } else {
+                    self.image.as_str()
+                };
                 let prog = self.rt.program(image).await.map_err(|e| e.to_string())?.program;
-                let pre = prog.command.as_ref().ok_or_else(|| format!("exec {program:?}: image {image:?} cannot run commands"))?;
+                let pre = prog
+                    .command
+                    .as_ref()
+                    .ok_or_else(|| format!("exec {program:?}: image {image:?} cannot run commands"))?;
                 let mut plan = self.plan.clone();
                 plan.argv = command.clone();
                 plan.log = self.exec_log.clone();
-                let exit = run_command(&self.rt.engine, pre, &plan).await.map_err(|e| e.to_string())?;
+                let exit = run_command(&self.rt.engine, pre, &plan)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if exit.code == 0 {
                     Ok(())
                 } else {
-                    Err(format!("command {command:?} exited with {}{}", exit.code, if exit.message.is_empty() { String::new() } else { format!(": {}", exit.message) }))
+                    Err(format!(
+                        "command {command:?} exited with {}{}",
+                        exit.code,
+                        if exit.message.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", exit.message)
+                        }
+                    ))
                 }
             }
         }
@@ -134,10 +158,19 @@ pub fn spawn_probes(
                             return;
                         }
                         (ProbeKind::Startup | ProbeKind::Liveness, Some(false)) => {
-                            let kind = if spec.kind == ProbeKind::Startup { "Startup" } else { "Liveness" };
+                            let kind = if spec.kind == ProbeKind::Startup {
+                                "Startup"
+                            } else {
+                                "Liveness"
+                            };
                             let message = format!("{kind} probe failed: {}", result.err().unwrap_or_default());
-                            ctx.plan.log.note(&format!("capstan: {message}; the container will be restarted"));
-                            let _ = events.send(Event::Unhealthy { container: ctx.plan.name.clone(), message });
+                            ctx.plan
+                                .log
+                                .note(&format!("capstan: {message}; the container will be restarted"));
+                            let _ = events.send(Event::Unhealthy {
+                                container: ctx.plan.name.clone(),
+                                message,
+                            });
                             return;
                         }
                         _ => {}

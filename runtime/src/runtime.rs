@@ -136,7 +136,11 @@ impl RuntimeInner {
             })
             .await?
             .clone();
-        Ok(Resolved { digest: resolved.digest, program, exposed_port: resolved.exposed_port })
+        Ok(Resolved {
+            digest: resolved.digest,
+            program,
+            exposed_port: resolved.exposed_port,
+        })
     }
 }
 

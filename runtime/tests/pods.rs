@@ -1013,9 +1013,17 @@ spec:
         let before = restarts(&p, "random-generator");
         assert_eq!(get(&h, 8080, "/toggle-live").await.0, 200);
         wait_for(&h, "restarted", |p| restarts(p, "random-generator") == before + 1).await;
-        assert!(log(&h, "random-generator").contains("Liveness probe failed: HTTP probe failed with statuscode: 503"), "{}", log(&h, "random-generator"));
+        assert!(
+            log(&h, "random-generator").contains("Liveness probe failed: HTTP probe failed with statuscode: 503"),
+            "{}",
+            log(&h, "random-generator")
+        );
         wait_for(&h, "ready again", |p| ready(p, "random-generator")).await;
-        assert_eq!(get(&h, 8080, "/actuator/health").await.0, 200, "the restart brought it back to life");
+        assert_eq!(
+            get(&h, 8080, "/actuator/health").await.0,
+            200,
+            "the restart brought it back to life"
+        );
         stop(&h, Duration::from_secs(2)).await;
     }
 
@@ -1123,7 +1131,14 @@ spec:
             "apiVersion: v1\nkind: Pod\nmetadata: {name: post-start-fails}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sh\", \"-c\", \"while true; do sleep 1; done\"]\n    lifecycle: {postStart: {exec: {command: [\"false\"]}}}\n",
         );
         let p = wait_for(&failing, "Failed", |p| phase(p) == "Failed").await;
-        assert!(terminated(&p, "main").unwrap().message.as_deref().unwrap().contains("FailedPostStartHook"));
+        assert!(
+            terminated(&p, "main")
+                .unwrap()
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("FailedPostStartHook")
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -1218,9 +1233,20 @@ spec:
         let (port, arrived) = host_server();
         let denied = start(&pod("no-grant", port, ""));
         wait_for(&denied, "ready", |p| ready(p, "main")).await;
-        assert_eq!(get(&denied, 8080, "/").await.0, 200, "the request itself still succeeds");
-        assert!(arrived.recv_timeout(Duration::from_millis(500)).is_err(), "no host traffic without a grant");
-        assert!(log(&denied, "main").contains("ConnectionRefused"), "{}", log(&denied, "main"));
+        assert_eq!(
+            get(&denied, 8080, "/").await.0,
+            200,
+            "the request itself still succeeds"
+        );
+        assert!(
+            arrived.recv_timeout(Duration::from_millis(500)).is_err(),
+            "no host traffic without a grant"
+        );
+        assert!(
+            log(&denied, "main").contains("ConnectionRefused"),
+            "{}",
+            log(&denied, "main")
+        );
         stop(&denied, Duration::from_secs(1)).await;
         // A host that is neither local nor granted is refused outright.
         let other = start(&format!(
@@ -1228,13 +1254,19 @@ spec:
         ));
         wait_for(&other, "ready", |p| ready(p, "main")).await;
         get(&other, 8080, "/").await;
-        assert!(log(&other, "main").contains("POST to LOG_URL http://example.com/log failed"), "{}", log(&other, "main"));
+        assert!(
+            log(&other, "main").contains("POST to LOG_URL http://example.com/log failed"),
+            "{}",
+            log(&other, "main")
+        );
         stop(&other, Duration::from_secs(1)).await;
         // With the grant, the POST reaches the host server.
         let granted = start(&pod("grant", port, &format!("127.0.0.1:{port}")));
         wait_for(&granted, "ready", |p| ready(p, "main")).await;
         get(&granted, 8080, "/").await;
-        let request = arrived.recv_timeout(Duration::from_secs(10)).expect("the granted host got the POST");
+        let request = arrived
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the granted host got the POST");
         assert!(request.starts_with("POST /log"), "{request}");
         stop(&granted, Duration::from_secs(1)).await;
     }
