@@ -669,22 +669,46 @@ async fn forward_signals(
             _ = until(&mut outer, Signal::Kill) => {}
         }
     }
+    if *outer.borrow() == Signal::Term {
+        request_termination(&ctx.plan);
+    }
     let _ = inner.send(*outer.borrow());
     until(&mut outer, Signal::Kill).await;
     let _ = inner.send(Signal::Kill);
     std::future::pending::<()>().await;
 }
 
-/// Resolves when a probe verdict changes (never, without probes).
+/// The file that tells a guest its container is stopping: the Wasm stand-in for
+/// SIGTERM. A standard WASI guest may poll for it; one that does not is interrupted
+/// when the grace period ends.
+pub const TERMINATION_SIGNAL: &str = "/dev/termination-signal";
+
+fn request_termination(plan: &ContainerPlan) {
+    if let Some(path) = crate::sandbox::host_path(plan, TERMINATION_SIGNAL) {
+        let _ = std::fs::write(path, b"TERM\n");
+    }
+}
+
+/// Resolves when a probe verdict changes (never, without probes). A verdict whose
+/// prober has finished (its sender is gone) only stops counting: it must not keep
+/// the other from being seen.
 async fn verdict_changed(probes: &mut Option<(tokio::task::JoinHandle<()>, Verdicts)>) {
-    match probes {
-        Some((_, v)) => {
-            tokio::select! {
-                r = v.started.changed() => if r.is_err() { std::future::pending::<()>().await },
-                r = v.ready.changed() => if r.is_err() { std::future::pending::<()>().await },
-            }
+    let Some((_, v)) = probes else {
+        return std::future::pending().await;
+    };
+    let started = async {
+        if v.started.changed().await.is_err() {
+            std::future::pending::<()>().await;
         }
-        None => std::future::pending().await,
+    };
+    let ready = async {
+        if v.ready.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = started => {}
+        _ = ready => {}
     }
 }
 

@@ -696,8 +696,30 @@ spec:
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn a_guest_that_polls_for_termination_stops_within_the_grace_period() {
+        // busybox watches /dev/termination-signal between loop iterations and while
+        // sleeping, and exits 143 as a shell does on SIGTERM.
+        let h = start(&busybox(
+            "polls-termination",
+            "Always",
+            "while true; do sleep 3600; done",
+        ));
+        wait_for(&h, "Running", |p| phase(p) == "Running").await;
+        let p = stop(&h, Duration::from_secs(60)).await;
+        let t = terminated(&p, "main").unwrap();
+        assert_eq!(
+            (t.exit_code, t.reason.as_deref()),
+            (143, Some("Error")),
+            "ended by itself, not killed"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn stop_waits_for_a_quick_guest_and_interrupts_a_slow_one() {
-        let h = start(&busybox("slow-stop", "Always", "while true; do sleep 1; done"));
+        // The spinning guest never looks for the stop request.
+        let h = start(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: slow-stop}\nspec:\n  containers:\n  - {name: main, image: capstan/spin}\n",
+        );
         wait_for(&h, "Running", |p| phase(p) == "Running").await;
         let begun = std::time::Instant::now();
         let p = stop(&h, Duration::from_millis(500)).await;

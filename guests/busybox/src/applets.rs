@@ -552,15 +552,22 @@ fn sleep(args: &[String], ctx: &mut Ctx) -> i32 {
         }
     }
     let _ = ctx.io.stdout.flush();
-    // std::thread::sleep is a wasi:io poll on a monotonic-clock pollable: the host can cancel it.
-    match Duration::try_from_secs_f64(total) {
-        Ok(d) => std::thread::sleep(d),
-        Err(_) => loop {
-            std::thread::sleep(Duration::from_secs(86_400));
-        },
+    // std::thread::sleep is a wasi:io poll on a monotonic-clock pollable: the host can
+    // cancel it. Sleep in slices so a stop request (crate::TERMINATION_SIGNAL) is seen.
+    let mut left = Duration::try_from_secs_f64(total).unwrap_or(Duration::MAX);
+    while !left.is_zero() {
+        if crate::termination_requested() {
+            return crate::TERMINATED_STATUS;
+        }
+        let slice = left.min(SLEEP_SLICE);
+        std::thread::sleep(slice);
+        left = left.saturating_sub(slice);
     }
     0
 }
+
+/// How often a sleeping busybox looks for a stop request.
+const SLEEP_SLICE: Duration = Duration::from_millis(100);
 
 fn stat(args: &[String], ctx: &mut Ctx) -> i32 {
     let (_, operands) = match options(args, "", ctx) {

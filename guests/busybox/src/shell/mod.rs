@@ -122,6 +122,9 @@ impl Shell {
                 let mut last = 0;
                 self.loop_depth += 1;
                 let flow = loop {
+                    if crate::termination_requested() {
+                        break Flow::Exit(crate::TERMINATED_STATUS);
+                    }
                     match self.list(cond, &io) {
                         Flow::Next | Flow::Continue => {}
                         Flow::Break => break Flow::Next,
