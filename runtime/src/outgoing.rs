@@ -112,8 +112,10 @@ impl WasiHttpHooks for OutgoingHttp {
             Route::Pod(port) => {
                 let network = self.policy.network.clone();
                 Box::new(async move {
-                    let server = network.route(port).ok_or(Error::ConnectionRefused)?;
-                    let response = server.handle(request).await;
+                    let response = network
+                        .http(port, request)
+                        .await
+                        .map_err(|_| Error::ConnectionRefused)?;
                     Ok((response, Box::new(async { Ok(()) }) as IoFuture))
                 })
             }

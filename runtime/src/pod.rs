@@ -134,8 +134,8 @@ impl Worker {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(pod.clone());
         let (finished_tx, finished) = watch::channel(false);
-        let network = PodNetwork::default();
         let net = PodNet::new(facts.pod_ip.parse().ok());
+        let network = PodNetwork::new(net.clone());
         let handle = PodHandle {
             status,
             finished,

@@ -70,9 +70,9 @@ impl HandlerCtx {
                     Err(format!("HTTP probe failed with statuscode: {status}"))
                 }
             }
-            Handler::TcpSocket { port } => match self.network.route(*port) {
-                Some(_) => Ok(()),
-                None => Err(format!("dial tcp port {port}: connection refused")),
+            Handler::TcpSocket { port } => match self.network.is_served(*port) {
+                true => Ok(()),
+                false => Err(format!("dial tcp port {port}: connection refused")),
             },
             Handler::Exec { command } => {
                 let program = command.first().ok_or("exec: empty command")?;

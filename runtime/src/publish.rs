@@ -46,6 +46,18 @@ pub async fn publish(addr: SocketAddr, network: PodNetwork, port: u16) -> Result
             };
             let _ = io.set_nodelay(true);
             let network = network.clone();
+            // A guest listening through wasi:sockets gets the raw connection; an HTTP
+            // component (or nothing) gets HTTP, so a client sees a clear 503.
+            if network.route(port).is_none() && network.net().is_listening(port) {
+                let net = network.net().clone();
+                tokio::spawn(async move {
+                    let mut io = io;
+                    if let Ok(mut guest) = net.connect(port).await {
+                        let _ = tokio::io::copy_bidirectional(&mut io, &mut guest).await;
+                    }
+                });
+                continue;
+            }
             serve_connection(io, move |req| {
                 let network = network.clone();
                 Box::pin(async move {

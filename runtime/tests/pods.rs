@@ -1293,3 +1293,46 @@ spec:
         stop(&granted, Duration::from_secs(1)).await;
     }
 }
+
+mod socket_routes {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn probes_and_publish_reach_a_socket_listener() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: socket-listener}
+spec:
+  containers:
+  - name: echo
+    image: capstan/tcp-echo
+    args: ["7000"]
+    readinessProbe:
+      tcpSocket: {port: 7000}
+      periodSeconds: 1
+      timeoutSeconds: 10
+"#,
+        );
+        wait_for(&h, "ready through the tcpSocket probe", |p| ready(p, "echo")).await;
+        let published = capstan_runtime::publish::publish("127.0.0.1:0".parse().unwrap(), h.network(), 7000)
+            .await
+            .unwrap();
+        let addr = published.addr;
+        let echoed = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"over the host").unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        })
+        .await
+        .unwrap();
+        assert_eq!(echoed, "over the host");
+        drop(published);
+        stop(&h, Duration::from_millis(200)).await;
+    }
+}
