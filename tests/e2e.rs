@@ -469,3 +469,21 @@ fn ambassador_receives_one_post_per_request() {
     let logs = String::from_utf8_lossy(&out.stdout);
     assert_eq!(logs.lines().filter(|l| l.starts_with("LOG {")).count(), 2, "{logs}");
 }
+
+#[test]
+fn the_books_readiness_probe_flips_ready_without_a_restart() {
+    let data = DataDir::new("readiness");
+    let play = Play::start(&data, &["-o", "json", "examples/health-probe/readiness.yaml", "-p", "0:8080"]);
+    let port = play.published_port();
+    let ready_is = |want: bool| {
+        move |l: &str| {
+            let ev: serde_json::Value = serde_json::from_str(l).unwrap();
+            let c = &ev["object"]["status"]["containerStatuses"][0];
+            c["ready"] == want && c["restartCount"] == 0
+        }
+    };
+    Play::wait_line(&play.stdout, "Ready", ready_is(true));
+    assert_eq!(http_get(port, "/toggle-ready").0, 200);
+    // The exec probe (`stat /var/run/random-generator-ready`, every 10 s) sees the file gone.
+    Play::wait_line(&play.stdout, "not Ready, not restarted", ready_is(false));
+}
