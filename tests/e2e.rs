@@ -473,7 +473,10 @@ fn ambassador_receives_one_post_per_request() {
 #[test]
 fn the_books_readiness_probe_flips_ready_without_a_restart() {
     let data = DataDir::new("readiness");
-    let play = Play::start(&data, &["-o", "json", "examples/health-probe/readiness.yaml", "-p", "0:8080"]);
+    let play = Play::start(
+        &data,
+        &["-o", "json", "examples/health-probe/readiness.yaml", "-p", "0:8080"],
+    );
     let port = play.published_port();
     let ready_is = |want: bool| {
         move |l: &str| {

@@ -46,6 +46,11 @@ impl ContainerPlan {
     /// A fresh WASI context for one instance of this container.
     pub fn wasi_ctx(&self) -> Result<WasiCtx, RuntimeError> {
         let mut b = WasiCtxBuilder::new();
+        // Filesystem calls run inline rather than on tokio's blocking pool: a guest's
+        // files are small and local (its root, emptyDirs), and a thread hand-off per
+        // call costs more than the call (it dominated a random-generator request).
+        // Must precede the preopens, which capture it.
+        b.allow_blocking_current_thread(true);
         b.args(&self.argv)
             .envs(&self.env)
             .stdout(self.log.clone())

@@ -2,40 +2,19 @@
 //! `capstan/tcp-echo` server and the `capstan/tcp-client` client (unmodified Rust
 //! `std::net` programs). One test binary sharing one `Runtime`, as `pods.rs` does.
 
-use std::sync::OnceLock;
+mod support;
+
 use std::time::Duration;
 
-use capstan_core::env::ConfigObjects;
-use capstan_core::k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
-use capstan_core::manifest::{Object, parse_manifests};
-use capstan_core::{defaults, validate};
+use capstan_core::k8s_openapi::api::core::v1::ContainerStateTerminated;
 use capstan_runtime::net::NetError;
-use capstan_runtime::{PodHandle, Runtime, RuntimeConfig};
+use capstan_runtime::{PodHandle, RuntimeConfig};
+use support::{DEADLINE, log, start, stop, terminated, wait_for, wait_log};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// How long a test waits for a condition before it fails. The client retries a
-/// refused connection for 10 s before it gives up, so this is well above that.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-fn runtime() -> Runtime {
-    static RT: OnceLock<Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("capstan-net-tests-{}", std::process::id()));
-        Runtime::new(RuntimeConfig::new(dir)).expect("runtime")
-    })
-    .clone()
-}
-
-fn start(yaml: &str) -> PodHandle {
-    let objects = parse_manifests(yaml).expect("manifest parses");
-    let Some(Object::Pod(p)) = objects.first() else {
-        panic!("not a pod")
-    };
-    let mut pod = (**p).clone();
-    defaults::default_pod(&mut pod);
-    let errors = validate::validate_pod(&pod);
-    assert!(errors.is_empty(), "invalid test pod: {errors:?}");
-    runtime().start_pod(pod, ConfigObjects::from_objects(&objects))
+/// The shared runtime's configuration (`support::runtime`).
+fn runtime_config() -> RuntimeConfig {
+    RuntimeConfig::new(std::env::temp_dir().join(format!("capstan-net-tests-{}", std::process::id())))
 }
 
 /// A pod (restartPolicy Never) of `(container, image, args)`.
@@ -65,58 +44,9 @@ fn assert_no_host_listener(port: u16) {
     );
 }
 
-async fn wait_for(h: &PodHandle, what: &str, pred: impl Fn(&Pod) -> bool) -> Pod {
-    let mut rx = h.status();
-    match tokio::time::timeout(DEADLINE, rx.wait_for(|p| pred(p))).await {
-        Ok(Ok(p)) => p.clone(),
-        _ => panic!(
-            "timed out waiting for {what}; last status: {:#?}",
-            h.status().borrow().status
-        ),
-    }
-}
-
-fn terminated(p: &Pod, name: &str) -> Option<ContainerStateTerminated> {
-    let s = p.status.as_ref()?;
-    let c = s.container_statuses.iter().flatten().find(|c| c.name == name)?;
-    c.state.as_ref()?.terminated.clone()
-}
-
 async fn wait_exit(h: &PodHandle, name: &str) -> ContainerStateTerminated {
     let p = wait_for(h, &format!("{name} to exit"), |p| terminated(p, name).is_some()).await;
-    terminated(&p, name).expect("terminated")
-}
-
-fn log(h: &PodHandle, container: &str) -> String {
-    let pod = h.status().borrow().clone();
-    let m = &pod.metadata;
-    let dir = capstan_runtime::runtime::pod_dir(
-        &runtime().config().data_dir,
-        m.namespace.as_deref().unwrap_or("default"),
-        m.name.as_deref().unwrap_or_default(),
-        m.uid.as_deref().unwrap_or_default(),
-    );
-    std::fs::read_to_string(dir.join("containers").join(container).join("current.log")).unwrap_or_default()
-}
-
-async fn wait_log(h: &PodHandle, container: &str, text: &str) -> String {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let l = log(h, container);
-        if l.contains(text) {
-            return l;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "log of {container} never contained {text:?}; log:\n{l}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn stop(h: &PodHandle) {
-    h.stop(Some(Duration::from_secs(1)));
-    tokio::time::timeout(DEADLINE, h.wait()).await.expect("pod stops");
+    terminated(&p, name).cloned().expect("terminated")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,7 +69,7 @@ async fn containers_of_a_pod_talk_over_localhost_without_a_host_socket() {
         "client log:\n{}",
         log(&h, "client")
     );
-    stop(&h).await;
+    stop(&h, Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,7 +88,7 @@ async fn another_pod_cannot_reach_the_port() {
     let l = log(&client, "client");
     assert!(l.to_lowercase().contains("refused"), "client log:\n{l}");
     assert!(!l.contains("echoed"), "client log:\n{l}");
-    stop(&server).await;
+    stop(&server, Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -181,7 +111,7 @@ async fn a_second_bind_of_a_port_fails_with_address_in_use() {
     let l = log(&h, lost);
     assert!(l.to_lowercase().contains("in use"), "log of {lost}:\n{l}");
     wait_log(&h, won, &format!("listening on {p}")).await;
-    stop(&h).await;
+    stop(&h, Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -229,5 +159,5 @@ async fn the_host_reaches_a_guest_listener_through_pod_net() {
     assert_eq!(n.unwrap(), message.len());
     assert!(back == message, "the echo differs from what was sent");
     assert_no_host_listener(port);
-    stop(&h).await;
+    stop(&h, Duration::from_secs(1)).await;
 }

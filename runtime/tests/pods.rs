@@ -2,32 +2,26 @@
 //! One test binary (linking wasmtime is slow); tests share one `Runtime` (and so
 //! one engine and compiled-code cache), each with its own pods.
 
+mod support;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use capstan_core::env::ConfigObjects;
-use capstan_core::k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStateWaiting, Pod};
-use capstan_core::manifest::{Object, parse_manifests};
-use capstan_core::{defaults, validate};
+use capstan_core::k8s_openapi::api::core::v1::{ContainerStateWaiting, Pod};
 use capstan_runtime::{PodHandle, Runtime, RuntimeConfig};
 use http_body_util::{BodyExt, Full};
-
-/// How long a test waits for a condition before it fails.
-const DEADLINE: Duration = Duration::from_secs(60);
+use support::{DEADLINE, container, log, runtime, start, start_on, stop, terminated, wait_for, wait_log};
 
 fn data_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("capstan-runtime-tests-{}", std::process::id()))
 }
 
-fn runtime() -> Runtime {
-    static RT: OnceLock<Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        let mut config = RuntimeConfig::new(data_dir());
-        config.allow_host_path = true;
-        Runtime::new(config).expect("runtime")
-    })
-    .clone()
+/// The shared runtime's configuration (`support::runtime`).
+fn runtime_config() -> RuntimeConfig {
+    let mut config = RuntimeConfig::new(data_dir());
+    config.allow_host_path = true;
+    config
 }
 
 /// A runtime that refuses hostPath, for the test that checks the refusal.
@@ -37,59 +31,8 @@ fn strict_runtime() -> Runtime {
         .clone()
 }
 
-/// Parses, defaults and validates manifests; returns the pods and the config objects.
-fn load(yaml: &str) -> (Vec<Pod>, ConfigObjects) {
-    let objects = parse_manifests(yaml).expect("manifest parses");
-    let mut pods = vec![];
-    for o in &objects {
-        if let Object::Pod(p) = o {
-            let mut p = (**p).clone();
-            defaults::default_pod(&mut p);
-            let errors = validate::validate_pod(&p);
-            assert!(errors.is_empty(), "invalid test pod: {errors:?}");
-            pods.push(p);
-        }
-    }
-    (pods, ConfigObjects::from_objects(&objects))
-}
-
-fn start(yaml: &str) -> PodHandle {
-    start_on(&runtime(), yaml)
-}
-
-fn start_on(rt: &Runtime, yaml: &str) -> PodHandle {
-    let (mut pods, config) = load(yaml);
-    rt.start_pod(pods.remove(0), config)
-}
-
-/// Waits until `pred` holds for the pod's status, or fails with the last status.
-async fn wait_for(h: &PodHandle, what: &str, pred: impl Fn(&Pod) -> bool) -> Pod {
-    let mut rx = h.status();
-    let result = tokio::time::timeout(DEADLINE, rx.wait_for(|p| pred(p))).await;
-    match result {
-        Ok(Ok(p)) => p.clone(),
-        _ => panic!(
-            "timed out waiting for {what}; last status: {:#?}",
-            h.status().borrow().status
-        ),
-    }
-}
-
 fn phase(p: &Pod) -> &str {
     p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
-}
-
-fn container<'a>(p: &'a Pod, name: &str) -> Option<&'a capstan_core::k8s_openapi::api::core::v1::ContainerStatus> {
-    let s = p.status.as_ref()?;
-    s.container_statuses
-        .iter()
-        .flatten()
-        .chain(s.init_container_statuses.iter().flatten())
-        .find(|c| c.name == name)
-}
-
-fn terminated<'a>(p: &'a Pod, name: &str) -> Option<&'a ContainerStateTerminated> {
-    container(p, name)?.state.as_ref()?.terminated.as_ref()
 }
 
 fn waiting<'a>(p: &'a Pod, name: &str) -> Option<&'a ContainerStateWaiting> {
@@ -102,37 +45,6 @@ fn ready(p: &Pod, name: &str) -> bool {
 
 fn restarts(p: &Pod, name: &str) -> i32 {
     container(p, name).map_or(0, |c| c.restart_count)
-}
-
-/// The container's log so far.
-fn log(h: &PodHandle, container: &str) -> String {
-    let pod = h.status().borrow().clone();
-    let m = &pod.metadata;
-    let dir = capstan_runtime::runtime::pod_dir(
-        &runtime().config().data_dir,
-        m.namespace.as_deref().unwrap_or("default"),
-        m.name.as_deref().unwrap_or_default(),
-        m.uid.as_deref().unwrap_or_default(),
-    );
-    std::fs::read_to_string(dir.join("containers").join(container).join("current.log")).unwrap_or_default()
-}
-
-/// Waits until the container's log contains `text`.
-async fn wait_log(h: &PodHandle, container: &str, text: &str) -> String {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let l = log(h, container);
-        if l.contains(text) {
-            return l;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!(
-                "log of {container} never contained {text:?}; log:\n{l}\nstatus: {:#?}",
-                h.status().borrow().status
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Sends a request to a pod port through its routing table.
@@ -153,11 +65,6 @@ async fn get(h: &PodHandle, port: u16, path: &str) -> (u16, String) {
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-async fn stop(h: &PodHandle, grace: Duration) -> Pod {
-    h.stop(Some(grace));
-    tokio::time::timeout(DEADLINE, h.wait()).await.expect("pod stops")
 }
 
 fn busybox(name: &str, policy: &str, script: &str) -> String {
@@ -489,7 +396,7 @@ spec:
     volumeMounts: [{name: scratch, mountPath: /only, subPath: nested/dir}]
   - name: sub-check
     image: busybox
-    command: ["sh", "-c", "while true; do test -e /whole/nested/dir/file && break; sleep 0.05; done; cat /whole/nested/dir/file"]
+    command: ["sh", "-c", "while true; do test -s /whole/nested/dir/file && break; sleep 0.05; done; cat /whole/nested/dir/file"]
     volumeMounts: [{name: scratch, mountPath: /whole}]
   volumes:
   - {name: scratch, emptyDir: {}}
@@ -1271,9 +1178,9 @@ spec:
         );
         stop(&denied, Duration::from_secs(1)).await;
         // A host that is neither local nor granted is refused outright.
-        let other = start(&format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: other-host}}\nspec:\n  containers:\n  - name: main\n    image: k8spatterns/random-generator:1.0\n    env: [{{name: LOG_URL, value: \"http://example.com/log\"}}]\n"
-        ));
+        let other = start(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: other-host}\nspec:\n  containers:\n  - name: main\n    image: k8spatterns/random-generator:1.0\n    env: [{name: LOG_URL, value: \"http://example.com/log\"}]\n",
+        );
         wait_for(&other, "ready", |p| ready(p, "main")).await;
         get(&other, 8080, "/").await;
         assert!(

@@ -5,10 +5,12 @@
 //! will read.
 
 use std::fs::File;
-use std::io::{self, BufReader, Write as _};
+use std::io::{self, BufReader};
 
 use random_generator_exporter::{CONTENT_TYPE, Stats, render};
-use wasi::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasi::http::types::{IncomingRequest, Method, ResponseOutparam};
+
+const NAME: &str = "random-generator-exporter";
 
 fn read_stats() -> io::Result<Stats> {
     let Ok(path) = std::env::var("LOG_FILE") else {
@@ -41,39 +43,16 @@ impl wasi::exports::http::incoming_handler::Guest for Exporter {
             match read_stats() {
                 Ok(stats) => (200, CONTENT_TYPE, render(&stats)),
                 Err(e) => {
-                    eprintln!("random-generator-exporter: {e}");
+                    eprintln!("{NAME}: {e}");
                     (500, "text/plain; charset=utf-8", format!("{e}\n"))
                 }
             }
         };
-        send(response_out, status, content_type, body.as_bytes(), head);
+        guest_http::send(response_out, status, content_type, body.as_bytes(), head, NAME);
     }
 }
 
 wasi::http::proxy::export!(Exporter);
-
-/// For HEAD no body and no `content-length` (wasi:http checks a declared length against the
-/// bytes written).
-fn send(out: ResponseOutparam, status: u16, content_type: &str, body: &[u8], head: bool) {
-    let mut headers = vec![("content-type".to_string(), content_type.as_bytes().to_vec())];
-    if !head {
-        headers.push(("content-length".to_string(), body.len().to_string().into_bytes()));
-    }
-    let response = OutgoingResponse::new(Fields::from_list(&headers).expect("valid headers"));
-    response.set_status_code(status).expect("valid status code");
-    let outgoing = response.body().expect("response body taken once");
-    ResponseOutparam::set(out, Ok(response));
-    if !head {
-        let mut stream = outgoing.write().expect("body stream taken once");
-        if let Err(e) = stream.write_all(body) {
-            eprintln!("random-generator-exporter: writing the response body failed: {e}");
-        }
-        let _ = io::Write::flush(&mut stream);
-    }
-    if let Err(e) = OutgoingBody::finish(outgoing, None) {
-        eprintln!("random-generator-exporter: finishing the response body failed: {e:?}");
-    }
-}
 
 fn main() {
     match std::env::var("LOG_FILE") {

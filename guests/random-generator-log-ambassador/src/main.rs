@@ -12,11 +12,7 @@ use std::io::{self, Read as _, Write as _};
 use std::path::Path;
 
 use random_generator_log_ambassador::{MAX_BODY, Route, Target, one_line, parse_url, route};
-use wasi::http::outgoing_handler;
-use wasi::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse, RequestOptions, ResponseOutparam,
-    Scheme,
-};
+use wasi::http::types::{IncomingRequest, ResponseOutparam, Scheme};
 
 const NAME: &str = "random-generator-log-ambassador";
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -25,18 +21,7 @@ struct Ambassador;
 
 impl wasi::exports::http::incoming_handler::Guest for Ambassador {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let method = match request.method() {
-            Method::Get => "GET".to_string(),
-            Method::Head => "HEAD".to_string(),
-            Method::Post => "POST".to_string(),
-            Method::Put => "PUT".to_string(),
-            Method::Delete => "DELETE".to_string(),
-            Method::Connect => "CONNECT".to_string(),
-            Method::Options => "OPTIONS".to_string(),
-            Method::Trace => "TRACE".to_string(),
-            Method::Patch => "PATCH".to_string(),
-            Method::Other(m) => m,
-        };
+        let method = guest_http::method_name(request.method());
         let target = request.path_with_query().unwrap_or_else(|| "/".into());
         let head = method == "HEAD";
         let (status, content_type, body) = match route(&method, &target) {
@@ -54,7 +39,7 @@ impl wasi::exports::http::incoming_handler::Guest for Ambassador {
                 }
             },
         };
-        send(response_out, status, content_type, body.as_bytes(), head);
+        guest_http::send(response_out, status, content_type, body.as_bytes(), head, NAME);
     }
 }
 
@@ -120,81 +105,8 @@ fn append_line(file: &str, line: &str) -> io::Result<()> {
 
 /// POSTs `body` to `target` via `wasi:http/outgoing-handler`; Ok on a 2xx answer.
 fn forward(target: &Target, content_type: &[u8], body: &[u8]) -> Result<(), String> {
-    let headers = Fields::from_list(&[
-        ("content-type".to_string(), content_type.to_vec()),
-        ("content-length".to_string(), body.len().to_string().into_bytes()),
-    ])
-    .map_err(|e| format!("headers: {e:?}"))?;
-    let request = OutgoingRequest::new(headers);
     let scheme = if target.https { Scheme::Https } else { Scheme::Http };
-    let invalid = |what: &str| format!("invalid {what}");
-    request.set_method(&Method::Post).map_err(|()| invalid("method"))?;
-    request.set_scheme(Some(&scheme)).map_err(|()| invalid("scheme"))?;
-    request
-        .set_authority(Some(&target.authority))
-        .map_err(|()| invalid("authority"))?;
-    request
-        .set_path_with_query(Some(&target.path_with_query))
-        .map_err(|()| invalid("path"))?;
-    let outgoing_body = request.body().map_err(|()| "request body taken twice")?;
-
-    let options = RequestOptions::new();
-    // Hosts may not support timeouts; that is fine.
-    let _ = options.set_connect_timeout(Some(5_000_000_000));
-    let _ = options.set_first_byte_timeout(Some(10_000_000_000));
-    let future = outgoing_handler::handle(request, Some(options)).map_err(|e| format!("{e:?}"))?;
-    {
-        let mut stream = outgoing_body.write().map_err(|()| "body stream taken twice")?;
-        stream
-            .write_all(body)
-            .and_then(|()| io::Write::flush(&mut stream))
-            .map_err(|e| format!("writing the request body: {e}"))?;
-    }
-    OutgoingBody::finish(outgoing_body, None).map_err(|e| format!("{e:?}"))?;
-
-    let response = loop {
-        match future.get() {
-            Some(Ok(Ok(response))) => break response,
-            Some(Ok(Err(code))) => return Err(format!("{code:?}")),
-            Some(Err(())) => return Err("response already taken".into()),
-            None => future.subscribe().block(),
-        }
-    };
-    let status = response.status();
-    // Drain the answer so the connection can finish cleanly.
-    if let Ok(incoming) = response.consume()
-        && let Ok(mut stream) = incoming.stream()
-    {
-        let _ = io::copy(&mut stream, &mut io::sink());
-    }
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(format!("HTTP status {status}"))
-    }
-}
-
-/// For HEAD no body and no `content-length` (wasi:http checks a declared length against the
-/// bytes written).
-fn send(out: ResponseOutparam, status: u16, content_type: &str, body: &[u8], head: bool) {
-    let mut headers = vec![("content-type".to_string(), content_type.as_bytes().to_vec())];
-    if !head {
-        headers.push(("content-length".to_string(), body.len().to_string().into_bytes()));
-    }
-    let response = OutgoingResponse::new(Fields::from_list(&headers).expect("valid headers"));
-    response.set_status_code(status).expect("valid status code");
-    let outgoing = response.body().expect("response body taken once");
-    ResponseOutparam::set(out, Ok(response));
-    if !head {
-        let mut stream = outgoing.write().expect("body stream taken once");
-        if let Err(e) = stream.write_all(body) {
-            eprintln!("{NAME}: writing the response body failed: {e}");
-        }
-        let _ = io::Write::flush(&mut stream);
-    }
-    if let Err(e) = OutgoingBody::finish(outgoing, None) {
-        eprintln!("{NAME}: finishing the response body failed: {e:?}");
-    }
+    guest_http::post(&scheme, &target.authority, &target.path_with_query, content_type, body).map_err(|e| e.to_string())
 }
 
 fn main() {

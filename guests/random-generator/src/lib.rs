@@ -11,16 +11,12 @@ mod json;
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Write as _};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use wasi::http::outgoing_handler;
-use wasi::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
-    RequestOptions, ResponseOutparam, Scheme,
-};
+use wasi::http::types::{IncomingRequest, Method, ResponseOutparam, Scheme};
 
 use json::Obj;
 
@@ -288,34 +284,14 @@ fn info(version: &str) -> Response {
 }
 
 fn send(out: ResponseOutparam, response: Response) {
-    let headers = Fields::from_list(&[
-        (
-            "content-type".to_string(),
-            response.content_type.as_bytes().to_vec(),
-        ),
-        (
-            "content-length".to_string(),
-            response.body.len().to_string().into_bytes(),
-        ),
-    ])
-    .expect("valid response headers");
-    let outgoing = OutgoingResponse::new(headers);
-    outgoing
-        .set_status_code(response.status)
-        .expect("valid status code");
-    let body = outgoing.body().expect("response body taken once");
-    ResponseOutparam::set(out, Ok(outgoing));
-    let mut stream = body.write().expect("body stream taken once");
-    if let Err(e) = stream.write_all(&response.body) {
-        eprintln!("random-generator: writing the response body failed: {e}");
-    }
-    // Once the declared content-length has arrived the host may already have closed the
-    // stream, so a failing flush is not an error here.
-    let _ = io::Write::flush(&mut stream);
-    drop(stream);
-    if let Err(e) = OutgoingBody::finish(body, None) {
-        eprintln!("random-generator: finishing the response body failed: {e:?}");
-    }
+    guest_http::send(
+        out,
+        response.status,
+        response.content_type,
+        &response.body,
+        false,
+        "random-generator",
+    );
 }
 
 fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
@@ -502,59 +478,8 @@ fn post_json(url: &str, body: &str) -> Result<(), String> {
         return Err("LOG_URL has no host".into());
     }
 
-    let headers = Fields::from_list(&[
-        ("content-type".to_string(), b"application/json".to_vec()),
-        (
-            "content-length".to_string(),
-            body.len().to_string().into_bytes(),
-        ),
-    ])
-    .map_err(|e| format!("headers: {e:?}"))?;
-    let request = OutgoingRequest::new(headers);
-    let invalid = |what: &str| format!("invalid {what} in LOG_URL");
-    request.set_method(&Method::Post).map_err(|()| invalid("method"))?;
-    request.set_scheme(Some(&scheme)).map_err(|()| invalid("scheme"))?;
-    request
-        .set_authority(Some(authority))
-        .map_err(|()| invalid("authority"))?;
-    request
-        .set_path_with_query(Some(path))
-        .map_err(|()| invalid("path"))?;
-    let outgoing_body = request.body().map_err(|()| "request body taken twice")?;
-
-    let options = RequestOptions::new();
-    // Hosts may not support timeouts; that is fine.
-    let _ = options.set_connect_timeout(Some(5_000_000_000));
-    let _ = options.set_first_byte_timeout(Some(10_000_000_000));
-    let future = outgoing_handler::handle(request, Some(options)).map_err(|e| format!("{e:?}"))?;
-
-    {
-        let mut stream = outgoing_body.write().map_err(|()| "body stream taken twice")?;
-        stream
-            .write_all(body.as_bytes())
-            .and_then(|()| io::Write::flush(&mut stream))
-            .map_err(|e| format!("writing the request body: {e}"))?;
-    }
-    OutgoingBody::finish(outgoing_body, None).map_err(|e| format!("{e:?}"))?;
-
-    let response = loop {
-        match future.get() {
-            Some(Ok(Ok(response))) => break response,
-            Some(Ok(Err(code))) => return Err(format!("{code:?}")),
-            Some(Err(())) => return Err("response already taken".into()),
-            None => future.subscribe().block(),
-        }
-    };
-    let status = response.status();
-    // Drain the response body so the connection can finish cleanly.
-    if let Ok(incoming) = response.consume()
-        && let Ok(mut stream) = incoming.stream() {
-            let mut sink = Vec::new();
-            let _ = stream.read_to_end(&mut sink);
-        }
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(format!("HTTP status {status}"))
-    }
+    guest_http::post(&scheme, authority, path, b"application/json", body.as_bytes()).map_err(|e| match e {
+        guest_http::PostError::Invalid(what) => format!("invalid {what} in LOG_URL"),
+        e => e.to_string(),
+    })
 }

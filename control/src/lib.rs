@@ -1,0 +1,9 @@
+//! Capstan's control plane: the Kubernetes-compatible API server, the durable object store it
+//! keeps its state in, the scheduler, the controllers and the `capstan` CLI.
+//!
+//! It must not touch Wasm execution: compiling, instantiating and running components, pod
+//! sandboxes and the pod network belong to `runtime/`. The control plane talks to nodes only
+//! through the API (watches and requests), never by reaching into the runtime.
+
+pub mod scheduler;
+pub mod store;

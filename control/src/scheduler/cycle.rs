@@ -1,0 +1,162 @@
+//! The per-pod state of one scheduling cycle (kube-scheduler's `CycleState` filled by the
+//! PreFilter and PreScore extension points): what a pod asks for, read once, and the pod
+//! (anti-)affinity counts per topology domain, gathered once over all bound pods so that each
+//! node's check is a map lookup.
+
+use std::collections::{BTreeMap, HashMap};
+
+use capstan_core::k8s_openapi::api::core::v1::{NodeSelector, Pod, PreferredSchedulingTerm, Toleration};
+
+use super::snapshot::{NodeInfo, PodInfo, Snapshot};
+
+/// Counts of matching pods per value of one topology key.
+#[derive(Debug, Clone, Default)]
+pub struct TopologyCounts {
+    /// The node label that defines the domains.
+    pub topology_key: String,
+    /// Domain value → count (or summed weight).
+    pub counts: HashMap<String, i64>,
+}
+
+impl TopologyCounts {
+    fn new(topology_key: &str) -> TopologyCounts {
+        TopologyCounts {
+            topology_key: topology_key.to_string(),
+            counts: HashMap::new(),
+        }
+    }
+
+    fn bump(&mut self, node: &NodeInfo, by: i64) {
+        if let Some(value) = node.labels.get(&self.topology_key) {
+            *self.counts.entry(value.clone()).or_default() += by;
+        }
+    }
+
+    /// The count for `node`'s domain; `None` when the node lacks the topology label.
+    pub fn for_node(&self, node: &NodeInfo) -> Option<i64> {
+        node.labels
+            .get(&self.topology_key)
+            .map(|v| self.counts.get(v).copied().unwrap_or(0))
+    }
+}
+
+/// One pod being scheduled, with what the plugins precompute for it.
+#[derive(Debug)]
+pub struct PodCtx<'a> {
+    /// The pod.
+    pub pod: &'a Pod,
+    /// The pod, read.
+    pub info: PodInfo,
+    /// `spec.nodeName`.
+    pub node_name: Option<&'a str>,
+    /// `spec.nodeSelector`.
+    pub node_selector: Option<&'a BTreeMap<String, String>>,
+    /// `nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`.
+    pub required_node_affinity: Option<&'a NodeSelector>,
+    /// `nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution`.
+    pub preferred_node_affinity: &'a [PreferredSchedulingTerm],
+    /// `spec.tolerations`.
+    pub tolerations: &'a [Toleration],
+    /// Per required affinity term: bound pods matching *all* terms, per domain.
+    pub affinity_counts: Vec<TopologyCounts>,
+    /// Whether any bound pod matched the required affinity terms at all.
+    pub any_affinity_match: bool,
+    /// Per required anti-affinity term: bound pods matching it, per domain.
+    pub anti_affinity_counts: Vec<TopologyCounts>,
+    /// Bound pods whose required anti-affinity selects this pod, per (topology key, domain).
+    pub existing_anti_affinity: Vec<TopologyCounts>,
+    /// Preferred (anti-)affinity: summed weights (anti negative) per (topology key, domain).
+    pub preferred_scores: Vec<TopologyCounts>,
+}
+
+impl<'a> PodCtx<'a> {
+    /// Reads `pod` and gathers its affinity counts over `snapshot`.
+    pub fn new(pod: &'a Pod, snapshot: &Snapshot) -> PodCtx<'a> {
+        let spec = pod.spec.as_ref();
+        let node_affinity = spec
+            .and_then(|s| s.affinity.as_ref())
+            .and_then(|a| a.node_affinity.as_ref());
+        let info = PodInfo::new(pod);
+        let mut cx = PodCtx {
+            pod,
+            node_name: spec.and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty()),
+            node_selector: spec.and_then(|s| s.node_selector.as_ref()).filter(|s| !s.is_empty()),
+            required_node_affinity: node_affinity
+                .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
+            preferred_node_affinity: node_affinity
+                .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_deref())
+                .unwrap_or_default(),
+            tolerations: spec.and_then(|s| s.tolerations.as_deref()).unwrap_or_default(),
+            affinity_counts: info
+                .required_affinity
+                .iter()
+                .map(|t| TopologyCounts::new(&t.topology_key))
+                .collect(),
+            any_affinity_match: false,
+            anti_affinity_counts: info
+                .required_anti_affinity
+                .iter()
+                .map(|t| TopologyCounts::new(&t.topology_key))
+                .collect(),
+            existing_anti_affinity: Vec::new(),
+            preferred_scores: Vec::new(),
+            info,
+        };
+        cx.gather(snapshot);
+        cx
+    }
+
+    fn gather(&mut self, snapshot: &Snapshot) {
+        let info = &self.info;
+        let mut existing: BTreeMap<&str, TopologyCounts> = BTreeMap::new();
+        let mut preferred: BTreeMap<&str, TopologyCounts> = BTreeMap::new();
+        if info.has_affinity_terms() {
+            for node in snapshot.nodes() {
+                for other in &node.pods {
+                    if !info.required_affinity.is_empty() && info.required_affinity.iter().all(|t| t.matches(other)) {
+                        self.any_affinity_match = true;
+                        self.affinity_counts.iter_mut().for_each(|c| c.bump(node, 1));
+                    }
+                    for (term, counts) in info.required_anti_affinity.iter().zip(&mut self.anti_affinity_counts) {
+                        if term.matches(other) {
+                            counts.bump(node, 1);
+                        }
+                    }
+                    let weighted = info
+                        .preferred_affinity
+                        .iter()
+                        .map(|w| (w, 1))
+                        .chain(info.preferred_anti_affinity.iter().map(|w| (w, -1)));
+                    for (w, sign) in weighted {
+                        if w.term.matches(other) {
+                            let key = w.term.topology_key.as_str();
+                            preferred
+                                .entry(key)
+                                .or_insert_with(|| TopologyCounts::new(key))
+                                .bump(node, sign * w.weight);
+                        }
+                    }
+                }
+            }
+        }
+        if snapshot.has_pods_with_required_anti_affinity() {
+            for node in snapshot
+                .nodes()
+                .iter()
+                .filter(|n| n.pods_with_required_anti_affinity > 0)
+            {
+                for other in &node.pods {
+                    for term in other.required_anti_affinity.iter().filter(|t| t.matches(info)) {
+                        let key = term.topology_key.as_str();
+                        existing
+                            .entry(key)
+                            .or_insert_with(|| TopologyCounts::new(key))
+                            .bump(node, 1);
+                    }
+                }
+            }
+        }
+        self.existing_anti_affinity = existing.into_values().collect();
+        self.preferred_scores = preferred.into_values().collect();
+    }
+}
