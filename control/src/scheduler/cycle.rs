@@ -9,6 +9,11 @@ use capstan_core::k8s_openapi::api::core::v1::{NodeSelector, Pod, PreferredSched
 
 use super::snapshot::{NodeInfo, PodInfo, Snapshot};
 
+/// A bound pod's required anti-affinity excludes the node ([`PodCtx::anti_affinity_excluded`]).
+pub const EXCLUDED_BY_EXISTING: u8 = 1;
+/// The pod's own required anti-affinity excludes the node.
+pub const EXCLUDED_BY_OWN: u8 = 2;
+
 /// Counts of matching pods per value of one topology key.
 #[derive(Debug, Clone, Default)]
 pub struct TopologyCounts {
@@ -65,6 +70,10 @@ pub struct PodCtx<'a> {
     pub anti_affinity_counts: Vec<TopologyCounts>,
     /// Bound pods whose required anti-affinity selects this pod, per (topology key, domain).
     pub existing_anti_affinity: Vec<TopologyCounts>,
+    /// Per node index: 0 when no required anti-affinity (own or existing pods') excludes the
+    /// node, else [`EXCLUDED_BY_EXISTING`] or [`EXCLUDED_BY_OWN`]; empty when none excludes any.
+    /// Precomputed from the domains so each node's check is an index, not a lookup.
+    pub anti_affinity_excluded: Vec<u8>,
     /// Preferred (anti-)affinity: summed weights (anti negative) per (topology key, domain).
     pub preferred_scores: Vec<TopologyCounts>,
 }
@@ -99,6 +108,7 @@ impl<'a> PodCtx<'a> {
                 .map(|t| TopologyCounts::new(&t.topology_key))
                 .collect(),
             existing_anti_affinity: Vec::new(),
+            anti_affinity_excluded: Vec::new(),
             preferred_scores: Vec::new(),
             info,
         };
@@ -139,24 +149,29 @@ impl<'a> PodCtx<'a> {
                 }
             }
         }
-        if snapshot.has_pods_with_required_anti_affinity() {
-            for node in snapshot
-                .nodes()
-                .iter()
-                .filter(|n| n.pods_with_required_anti_affinity > 0)
-            {
-                for other in &node.pods {
-                    for term in other.required_anti_affinity.iter().filter(|t| t.matches(info)) {
-                        let key = term.topology_key.as_str();
-                        existing
-                            .entry(key)
-                            .or_insert_with(|| TopologyCounts::new(key))
-                            .bump(node, 1);
-                    }
-                }
+        for (node, other) in snapshot.pods_with_required_anti_affinity() {
+            for term in other.required_anti_affinity.iter().filter(|t| t.matches(info)) {
+                let key = term.topology_key.as_str();
+                existing
+                    .entry(key)
+                    .or_insert_with(|| TopologyCounts::new(key))
+                    .bump(node, 1);
             }
         }
         self.existing_anti_affinity = existing.into_values().collect();
+        // Existing pods' anti-affinity is checked first, so it marks last and wins.
+        let own = self.anti_affinity_counts.iter().map(|c| (c, EXCLUDED_BY_OWN));
+        let marks = own.chain(self.existing_anti_affinity.iter().map(|c| (c, EXCLUDED_BY_EXISTING)));
+        for (counts, mark) in marks {
+            for (value, _) in counts.counts.iter().filter(|(_, n)| **n > 0) {
+                for &i in snapshot.domain(&counts.topology_key, value) {
+                    if self.anti_affinity_excluded.is_empty() {
+                        self.anti_affinity_excluded = vec![0; snapshot.nodes().len()];
+                    }
+                    self.anti_affinity_excluded[i] = mark;
+                }
+            }
+        }
         self.preferred_scores = preferred.into_values().collect();
     }
 }

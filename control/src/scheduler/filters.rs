@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use capstan_core::k8s_openapi::api::core::v1::Taint;
 
-use super::cycle::PodCtx;
+use super::cycle::{EXCLUDED_BY_EXISTING, EXCLUDED_BY_OWN, PodCtx};
 use super::selectors::{node_selector_matches, tolerated};
 use super::snapshot::NodeInfo;
 use super::{FilterPlugin, Fit};
@@ -215,24 +215,15 @@ impl FilterPlugin for InterPodAffinity {
     }
 
     fn relevant(&self, cx: &PodCtx<'_>) -> bool {
-        !(cx.existing_anti_affinity.is_empty() && cx.anti_affinity_counts.is_empty() && cx.affinity_counts.is_empty())
+        !(cx.anti_affinity_excluded.is_empty() && cx.affinity_counts.is_empty())
     }
 
     fn filter(&self, cx: &PodCtx<'_>, node: &NodeInfo) -> Fit {
-        // Existing pods' anti-affinity: no pod in this node's domain may exclude us.
-        if cx
-            .existing_anti_affinity
-            .iter()
-            .any(|c| c.for_node(node).is_some_and(|n| n > 0))
-        {
-            return unfit(REASON_EXISTING_ANTI_AFFINITY);
-        }
-        if cx
-            .anti_affinity_counts
-            .iter()
-            .any(|c| c.for_node(node).is_some_and(|n| n > 0))
-        {
-            return unfit(REASON_POD_ANTI_AFFINITY);
+        // Existing pods' anti-affinity first, then the pod's own (precomputed per node).
+        match cx.anti_affinity_excluded.get(node.index) {
+            Some(&EXCLUDED_BY_EXISTING) => return unfit(REASON_EXISTING_ANTI_AFFINITY),
+            Some(&EXCLUDED_BY_OWN) => return unfit(REASON_POD_ANTI_AFFINITY),
+            _ => {}
         }
         if cx.affinity_counts.is_empty() {
             return Fit::Fits;

@@ -9,6 +9,10 @@ use super::cycle::PodCtx;
 use super::snapshot::{PodInfo, Snapshot};
 use super::{Fit, run_filters};
 
+/// How a candidate node ranks, lower is better: highest victim priority, shifted sum of
+/// victim priorities, number of victims.
+type Rank = (i32, i64, usize);
+
 /// Finds a node where evicting pods of lower priority than `pod` makes it pass every filter,
 /// and the victims there (`namespace/name`, lowest priority first). `None` when no node can be
 /// freed up this way, or the pod's `preemptionPolicy` is `Never`.
@@ -28,7 +32,7 @@ pub fn preempt(pod: &Pod, snapshot: &Snapshot) -> Option<(String, Vec<String>)> 
     let priority = PodInfo::new(pod).priority;
     let fits = |work: &Snapshot, i: usize| run_filters(&PodCtx::new(pod, work), &work.nodes()[i]) == Fit::Fits;
     let mut work = snapshot.clone();
-    let mut best: Option<((i32, i64, usize), String, Vec<Arc<PodInfo>>)> = None;
+    let mut best: Option<(Rank, String, Vec<Arc<PodInfo>>)> = None;
     for i in 0..work.nodes().len() {
         let name = work.nodes()[i].name.clone();
         let mut lower: Vec<Arc<PodInfo>> = work.nodes()[i]

@@ -112,7 +112,7 @@ impl AffinityTerm {
     pub fn matches(&self, pod: &PodInfo) -> bool {
         let in_namespace = match &self.namespaces {
             Namespaces::All => true,
-            Namespaces::Listed(listed) => listed.iter().any(|n| *n == pod.namespace),
+            Namespaces::Listed(listed) => listed.contains(&pod.namespace),
         };
         in_namespace
             && self
@@ -305,6 +305,8 @@ fn pod_requests(
 /// One node and the pods bound to it.
 #[derive(Debug, Clone)]
 pub struct NodeInfo {
+    /// The node's position in [`Snapshot::nodes`].
+    pub index: usize,
     /// `metadata.name`.
     pub name: String,
     /// The node's labels.
@@ -336,6 +338,7 @@ impl NodeInfo {
         let capacity = Resources::from_list(status.and_then(|s| s.capacity.as_ref()));
         let or = |a: i64, c: i64| if a == 0 { c } else { a };
         NodeInfo {
+            index: 0,
             name: node.metadata.name.clone().unwrap_or_default(),
             labels: node.metadata.labels.clone().unwrap_or_default(),
             taints: spec.and_then(|s| s.taints.clone()).unwrap_or_default(),
@@ -388,8 +391,12 @@ impl NodeInfo {
 pub struct Snapshot {
     nodes: Vec<NodeInfo>,
     by_name: HashMap<String, usize>,
-    pods_with_required_anti_affinity: usize,
+    /// Bound pods with required anti-affinity and their node's index: every pod being
+    /// scheduled checks these, so they are listed rather than searched for.
+    with_required_anti_affinity: Vec<(usize, Arc<PodInfo>)>,
     pods_with_affinity_terms: usize,
+    /// Label key → value → indices of the nodes so labelled (the topology domains).
+    domains: HashMap<String, HashMap<String, Vec<usize>>>,
 }
 
 impl Snapshot {
@@ -398,10 +405,23 @@ impl Snapshot {
     pub fn new(nodes: &[Node], pods: &[Pod]) -> Snapshot {
         let mut infos: Vec<NodeInfo> = nodes.iter().map(NodeInfo::new).collect();
         infos.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut domains: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
+        for (i, node) in infos.iter_mut().enumerate() {
+            node.index = i;
+            for (key, value) in &node.labels {
+                domains
+                    .entry(key.clone())
+                    .or_default()
+                    .entry(value.clone())
+                    .or_default()
+                    .push(i);
+            }
+        }
         let by_name = infos.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
         let mut snapshot = Snapshot {
             nodes: infos,
             by_name,
+            domains,
             ..Snapshot::default()
         };
         for pod in pods {
@@ -429,9 +449,19 @@ impl Snapshot {
         self.by_name.get(name).map(|&i| &self.nodes[i])
     }
 
-    /// Whether any bound pod has required pod anti-affinity (else that check is skipped).
-    pub fn has_pods_with_required_anti_affinity(&self) -> bool {
-        self.pods_with_required_anti_affinity > 0
+    /// The indices of the nodes labelled `key=value`: one topology domain.
+    pub fn domain(&self, key: &str, value: &str) -> &[usize] {
+        self.domains
+            .get(key)
+            .and_then(|d| d.get(value))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Bound pods with required pod anti-affinity, each with its node.
+    pub fn pods_with_required_anti_affinity(&self) -> impl Iterator<Item = (&NodeInfo, &PodInfo)> {
+        self.with_required_anti_affinity
+            .iter()
+            .map(|(i, p)| (&self.nodes[*i], p.as_ref()))
     }
 
     /// How many bound pods carry pod (anti-)affinity terms.
@@ -451,7 +481,7 @@ impl Snapshot {
             return false;
         };
         if !pod.required_anti_affinity.is_empty() {
-            self.pods_with_required_anti_affinity += 1;
+            self.with_required_anti_affinity.push((i, pod.clone()));
         }
         if pod.has_affinity_terms() {
             self.pods_with_affinity_terms += 1;
@@ -464,8 +494,13 @@ impl Snapshot {
     pub fn remove_pod(&mut self, node: &str, key: &str) -> Option<Arc<PodInfo>> {
         let &i = self.by_name.get(node)?;
         let pod = self.nodes[i].remove_pod(key)?;
-        if !pod.required_anti_affinity.is_empty() {
-            self.pods_with_required_anti_affinity -= 1;
+        if !pod.required_anti_affinity.is_empty()
+            && let Some(at) = self
+                .with_required_anti_affinity
+                .iter()
+                .position(|(n, p)| *n == i && p.key == key)
+        {
+            self.with_required_anti_affinity.swap_remove(at);
         }
         if pod.has_affinity_terms() {
             self.pods_with_affinity_terms -= 1;
