@@ -393,9 +393,14 @@ impl Worker {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return self.fail_start(name, "CreateContainerConfigError", e),
         };
-        let exec_log = match ContainerLog::open(&cdir.join("exec.log")) {
-            Ok(l) => l,
-            Err(e) => return self.fail_start(name, "CreateContainerError", format!("log file: {e}")),
+        // Output of exec probes and hooks; a container with neither never execs.
+        let exec_log = if probes.is_empty() && post_start.is_none() && pre_stop.is_none() {
+            plan.log.clone()
+        } else {
+            match ContainerLog::open(&cdir.join("exec.log")) {
+                Ok(l) => l,
+                Err(e) => return self.fail_start(name, "CreateContainerError", format!("log file: {e}")),
+            }
         };
         let (signal, signal_rx) = watch::channel(Signal::Run);
         self.running.insert(

@@ -51,6 +51,9 @@ pub(crate) struct RuntimeInner {
     config: RuntimeConfig,
     programs: Mutex<HashMap<String, Arc<OnceCell<Arc<Program>>>>>,
     next_ip: AtomicU32,
+    /// The node's allocatable CPU (millicores), memory and disk (bytes), read once:
+    /// what `resourceFieldRef` reports for an unset limit.
+    allocatable: (i64, i64, i64),
 }
 
 /// A node's runtime. Cloning shares it.
@@ -68,6 +71,10 @@ impl Runtime {
             allow_host_path: config.allow_host_path,
             claims_dir: config.data_dir.join("claims"),
         };
+        let cpu = std::thread::available_parallelism()
+            .map(|n| n.get() as i64 * 1000)
+            .unwrap_or(1000);
+        let allocatable = (cpu, node_memory_bytes(), node_disk_bytes(&config.data_dir));
         Ok(Self {
             inner: Arc::new(RuntimeInner {
                 engine,
@@ -76,6 +83,7 @@ impl Runtime {
                 config,
                 programs: Mutex::new(HashMap::new()),
                 next_ip: AtomicU32::new(2),
+                allocatable,
             }),
         })
     }
@@ -97,11 +105,9 @@ impl Runtime {
             pod_ip,
             host_ip: self.inner.config.host_ip.clone(),
             node_name: self.inner.config.node_name.clone(),
-            node_allocatable_cpu_millis: std::thread::available_parallelism()
-                .map(|n| n.get() as i64 * 1000)
-                .unwrap_or(1000),
-            node_allocatable_memory_bytes: node_memory_bytes(),
-            node_allocatable_ephemeral_storage_bytes: node_disk_bytes(&self.inner.config.data_dir),
+            node_allocatable_cpu_millis: self.inner.allocatable.0,
+            node_allocatable_memory_bytes: self.inner.allocatable.1,
+            node_allocatable_ephemeral_storage_bytes: self.inner.allocatable.2,
         };
         let mut pod = pod;
         if let Some(spec) = pod.spec.as_mut() {
