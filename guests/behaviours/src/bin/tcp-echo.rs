@@ -23,23 +23,26 @@ fn main() -> ExitCode {
     let _ = io::stdout().flush();
     loop {
         match listener.accept() {
-            Ok((stream, peer)) => {
-                if let Err(e) = echo(stream) {
-                    eprintln!("tcp-echo: connection from {peer}: {e}");
-                }
-            }
+            Ok((stream, peer)) => match echo(stream) {
+                Ok(n) => println!("echoed {n} bytes to {peer}"),
+                Err(e) => eprintln!("tcp-echo: connection from {peer}: {e}"),
+            },
             Err(e) => eprintln!("tcp-echo: accept failed: {e}"),
         }
     }
 }
 
-fn echo(mut stream: TcpStream) -> io::Result<()> {
+/// Echoes until the peer shuts down its sending side; returns the bytes echoed.
+fn echo(mut stream: TcpStream) -> io::Result<usize> {
     let mut buf = [0u8; 16 * 1024];
+    let mut total = 0;
     loop {
         let n = stream.read(&mut buf)?;
         if n == 0 {
-            return stream.flush();
+            stream.flush()?;
+            return Ok(total);
         }
         stream.write_all(&buf[..n])?;
+        total += n;
     }
 }
