@@ -12,17 +12,28 @@ use capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 /// Labels of a node or pod.
 pub type Labels = BTreeMap<String, String>;
 
+/// The set-based operators shared by node selector requirements and label selectors;
+/// `None` for any other operator.
+fn set_operator(op: &str, value: Option<&String>, values: &[String]) -> Option<bool> {
+    Some(match op {
+        "In" => value.is_some_and(|v| values.contains(v)),
+        "NotIn" => value.is_none_or(|v| !values.contains(v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        _ => return None,
+    })
+}
+
 /// Whether one `matchExpressions` requirement holds for a node's labels. `Gt` and `Lt` compare
 /// integers and fail when the label is absent or not an integer, or when `values` is not one
 /// integer (component-helpers' `nodeSelectorRequirementsAsSelector`).
 pub fn requirement_matches(req: &NodeSelectorRequirement, labels: &Labels) -> bool {
     let value = labels.get(&req.key);
     let values = req.values.as_deref().unwrap_or_default();
+    if let Some(holds) = set_operator(&req.operator, value, values) {
+        return holds;
+    }
     match req.operator.as_str() {
-        "In" => value.is_some_and(|v| values.contains(v)),
-        "NotIn" => value.is_none_or(|v| !values.contains(v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
         op @ ("Gt" | "Lt") => {
             let (Some(value), [bound]) = (value, values) else {
                 return false;
@@ -83,13 +94,7 @@ pub fn label_selector_matches(selector: &LabelSelector, labels: &Labels) -> bool
     selector.match_expressions.iter().flatten().all(|req| {
         let value = labels.get(&req.key);
         let values = req.values.as_deref().unwrap_or_default();
-        match req.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
+        set_operator(&req.operator, value, values).unwrap_or(false)
     })
 }
 
