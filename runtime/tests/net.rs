@@ -161,3 +161,34 @@ async fn the_host_reaches_a_guest_listener_through_pod_net() {
     assert_no_host_listener(port);
     stop(&h, Duration::from_secs(1)).await;
 }
+
+/// `localhost` is 127.0.0.1 and ::1, and a client tries them in turn. A listener on
+/// 127.0.0.1 must refuse the ::1 attempt (as Linux does); when it took it into a
+/// queue no IPv4 socket reads, the client got an empty echo, at random. Many pods
+/// at once make the race show.
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_of_localhost_always_reach_an_ipv4_listener() {
+    let pods: Vec<_> = (0..40)
+        .map(|i| {
+            start(&pod(
+                &format!("localhost-{i}"),
+                &[
+                    ("server", "capstan/tcp-echo", &["7000"]),
+                    ("client", "capstan/tcp-client", &["localhost", "7000", "hello"]),
+                ],
+            ))
+        })
+        .collect();
+    for h in &pods {
+        let t = wait_exit(h, "client").await;
+        let l = log(h, "client");
+        assert!(
+            t.exit_code == 0 && l.contains("echoed: hello"),
+            "client log:\n{l}\nserver log:\n{}",
+            log(h, "server")
+        );
+    }
+    for h in &pods {
+        stop(h, Duration::from_millis(100)).await;
+    }
+}

@@ -216,9 +216,20 @@ impl Ports {
 }
 
 /// Whether a listener bound to `bound` is reached by a connect to `to`.
+/// Whether a listener bound to `bound` takes a connection to `to`, as on Linux: a
+/// loopback listener takes loopback connections of its own family only (127.0.0.1 is
+/// not ::1, so a client that tries both addresses of `localhost` is refused on the
+/// wrong one and moves on); `0.0.0.0` takes IPv4, `::` (dual-stack) takes both.
 fn covers(bound: IpAddr, to: IpAddr, pod_ip: Option<IpAddr>) -> bool {
     let bound = bound.to_canonical();
-    bound.is_unspecified() || (bound.is_loopback() && to.is_loopback()) || (Some(bound) == pod_ip && to == bound)
+    let same_family = bound.is_ipv4() == to.is_ipv4();
+    if bound.is_unspecified() {
+        return same_family || bound.is_ipv6();
+    }
+    if bound.is_loopback() {
+        return same_family && to.is_loopback();
+    }
+    Some(bound) == pod_ip && to == bound
 }
 
 /// The source address of a connection to `to`: loopback of the same family, or
@@ -337,7 +348,12 @@ mod tests {
         let lo = net.bind(addr("127.0.0.1:80")).unwrap();
         let _q = net.listen(&lo, 8).unwrap();
         assert!(net.connect(None, addr("127.0.0.1:80")).is_ok());
-        assert!(net.connect(None, addr("[::1]:80")).is_ok());
+        // As on Linux, 127.0.0.1 is not ::1: a client trying both addresses of
+        // `localhost` must be refused on the other family, not queued unseen.
+        assert_eq!(
+            net.connect(None, addr("[::1]:80")).err(),
+            Some(NetError::ConnectionRefused)
+        );
         assert_eq!(
             net.connect(None, addr("10.88.0.7:80")).err(),
             Some(NetError::ConnectionRefused)
@@ -345,6 +361,17 @@ mod tests {
         let any = net.bind(addr("0.0.0.0:81")).unwrap();
         let _q = net.listen(&any, 8).unwrap();
         assert!(net.connect(None, addr("10.88.0.7:81")).is_ok());
+        assert_eq!(
+            net.connect(None, addr("[::1]:81")).err(),
+            Some(NetError::ConnectionRefused)
+        );
+        let dual = net.bind(addr("[::]:82")).unwrap();
+        let _q = net.listen(&dual, 8).unwrap();
+        assert!(net.connect(None, addr("[::1]:82")).is_ok());
+        assert!(
+            net.connect(None, addr("127.0.0.1:82")).is_ok(),
+            "an IPv6 wildcard listener is dual-stack"
+        );
         assert!(net.connect_from_host(80).is_ok(), "the host reaches any listener");
     }
 

@@ -32,9 +32,7 @@ fn run(host: &str, port: &str, message: &str) -> Result<String, String> {
     let port: u16 = port.trim().parse().map_err(|_| format!("invalid PORT {port:?}"))?;
     let addrs = resolve(host, port).map_err(|e| format!("cannot resolve {host}: {e}"))?;
     let mut stream = connect(&addrs).map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-    if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) {
-        eprintln!("tcp-client: connected {local} -> {peer}");
-    }
+
     stream
         .write_all(message.as_bytes())
         .and_then(|()| stream.flush())
