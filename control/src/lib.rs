@@ -5,5 +5,8 @@
 //! sandboxes and the pod network belong to `runtime/`. The control plane talks to nodes only
 //! through the API (watches and requests), never by reaching into the runtime.
 
+pub mod admission;
+pub mod api;
+pub mod controllers;
 pub mod scheduler;
 pub mod store;
