@@ -28,7 +28,7 @@ pub fn default_pod(pod: &mut Pod) {
     let Some(spec) = pod.spec.as_mut() else {
         return;
     };
-    default_spec(spec);
+    default_pod_spec(spec);
 }
 
 fn set<T>(field: &mut Option<T>, value: impl FnOnce() -> T) {
@@ -41,7 +41,8 @@ fn set_str(field: &mut Option<String>, value: &str) {
     }
 }
 
-fn default_spec(spec: &mut PodSpec) {
+/// Applies the apiserver's defaults to a pod spec, as for a pod template of a workload.
+pub fn default_pod_spec(spec: &mut PodSpec) {
     set_str(&mut spec.restart_policy, "Always");
     set_str(&mut spec.dns_policy, "ClusterFirst");
     set_str(&mut spec.scheduler_name, "default-scheduler");

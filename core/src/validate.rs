@@ -130,6 +130,14 @@ pub(crate) fn check_mode(path: &str, mode: Option<i32>, errs: &mut Vec<FieldErro
     }
 }
 
+/// Validates the metadata every object shares: name (a DNS subdomain), namespace, labels and
+/// annotations.
+pub fn validate_object_meta(meta: &ObjectMeta) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    validate_meta(meta, &mut errs);
+    errs
+}
+
 fn validate_meta(meta: &ObjectMeta, errs: &mut Vec<FieldError>) {
     match meta.name.as_deref().filter(|n| !n.is_empty()) {
         None if meta.generate_name.as_deref().is_none_or(str::is_empty) => {

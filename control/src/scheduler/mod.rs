@@ -19,7 +19,7 @@ mod cycle;
 pub mod filters;
 mod preempt;
 pub mod scores;
-mod selectors;
+pub mod selectors;
 mod snapshot;
 
 #[cfg(test)]
