@@ -4,13 +4,15 @@
 //! Owns: the wasmtime engine (pooling allocator, epoch time-slicing), the image
 //! store and compiled-code cache, each container's sandbox (WASI context, root
 //! filesystem, volumes, logs, memory and CPU limits), the pod lifecycle and the
-//! worker that drives it, and the pod's port routing.
+//! worker that drives it, the pod's port routing, and the node agent (`agent`) that
+//! runs the pods bound to the node, through a `ClusterClient` the control plane provides.
 //!
-//! Must not touch: the Kubernetes API, scheduling or controllers (`control/`), and
+//! Must not touch: the Kubernetes API server and store, scheduling or controllers (`control/`), and
 //! Kubernetes object semantics that need no I/O (parsing, defaulting, validation,
 //! env resolution: `capstan-core`). The lifecycle (`lifecycle`) and status
 //! (`status`) modules are pure and tested without wasmtime or timers.
 
+pub mod agent;
 pub mod container;
 pub mod engine;
 pub mod error;

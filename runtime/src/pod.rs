@@ -78,6 +78,15 @@ impl PodHandle {
         let _ = self.events.send(Event::Stop { grace });
     }
 
+    /// Resolves when nothing in the pod runs any more; unlike [`PodHandle::wait`] it does not
+    /// borrow the handle, so a task can await it while the handle stays with its owner.
+    pub fn done(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut finished = self.finished.clone();
+        async move {
+            let _ = finished.wait_for(|f| *f).await;
+        }
+    }
+
     /// Resolves when nothing in the pod runs any more, with its final state.
     pub async fn wait(&self) -> Pod {
         let mut finished = self.finished.clone();

@@ -1,5 +1,6 @@
-//! The runtime's front door: one per node process. Owns the engine, the image
-//! store, the compiled-program cache and the node's settings, and starts pods.
+//! The runtime's front door: one per node. Owns the node's settings and starts pods; the
+//! engine, the image store and the compiled-program cache are shared by every node of the
+//! process ([`Runtime::sibling`]), so `capstan up --nodes N` compiles each image once.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -27,6 +28,12 @@ pub struct RuntimeConfig {
     pub host_ip: String,
     /// Lets pods mount node directories with `hostPath`.
     pub allow_host_path: bool,
+    /// The first address of the node's pod block (a /16); pods get consecutive addresses
+    /// from it. Nodes of one cluster need distinct blocks.
+    pub pod_network: Ipv4Addr,
+    /// The node's capacity as reported to the scheduler, when not this machine's own:
+    /// (CPU millicores, memory bytes). Lets one machine simulate nodes of other sizes.
+    pub capacity: Option<(i64, i64)>,
 }
 
 impl RuntimeConfig {
@@ -36,20 +43,22 @@ impl RuntimeConfig {
             node_name: "capstan".into(),
             host_ip: "127.0.0.1".into(),
             allow_host_path: false,
+            pod_network: POD_NETWORK,
+            capacity: None,
         }
     }
 }
 
-/// First pod address handed out; pods get consecutive addresses of 10.88.0.0/16
-/// (the range podman uses), reachable only inside Capstan.
-const POD_NETWORK: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 0);
+/// The default pod block: pods get consecutive addresses of 10.88.0.0/16 (the range podman
+/// uses), reachable only inside Capstan.
+pub const POD_NETWORK: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 0);
 
 pub(crate) struct RuntimeInner {
     pub(crate) engine: WasmEngine,
-    pub(crate) images: ImageStore,
+    pub(crate) images: Arc<ImageStore>,
     pub(crate) volume_policy: VolumePolicy,
     config: RuntimeConfig,
-    programs: Mutex<HashMap<String, Arc<OnceCell<Arc<Program>>>>>,
+    programs: Arc<Mutex<HashMap<String, Arc<OnceCell<Arc<Program>>>>>>,
     next_ip: AtomicU32,
     /// The node's allocatable CPU (millicores), memory and disk (bytes), read once:
     /// what `resourceFieldRef` reports for an unset limit.
@@ -66,26 +75,54 @@ impl Runtime {
     /// Opens the data directory and builds the engine (needs a tokio runtime).
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let engine = WasmEngine::new()?;
-        let images = ImageStore::open(&config.data_dir.join("images"), engine.clone())?;
+        let images = Arc::new(ImageStore::open(&config.data_dir.join("images"), engine.clone())?);
+        Ok(Self::build(engine, images, Arc::default(), config))
+    }
+
+    fn build(
+        engine: WasmEngine,
+        images: Arc<ImageStore>,
+        programs: Arc<Mutex<HashMap<String, Arc<OnceCell<Arc<Program>>>>>>,
+        config: RuntimeConfig,
+    ) -> Self {
         let volume_policy = VolumePolicy {
             allow_host_path: config.allow_host_path,
             claims_dir: config.data_dir.join("claims"),
         };
-        let cpu = std::thread::available_parallelism()
-            .map(|n| n.get() as i64 * 1000)
-            .unwrap_or(1000);
-        let allocatable = (cpu, node_memory_bytes(), node_disk_bytes(&config.data_dir));
-        Ok(Self {
+        let (cpu, memory) = config.capacity.unwrap_or_else(|| {
+            let cpu = std::thread::available_parallelism()
+                .map(|n| n.get() as i64 * 1000)
+                .unwrap_or(1000);
+            (cpu, node_memory_bytes())
+        });
+        let allocatable = (cpu, memory, node_disk_bytes(&config.data_dir));
+        Self {
             inner: Arc::new(RuntimeInner {
                 engine,
                 images,
                 volume_policy,
                 config,
-                programs: Mutex::new(HashMap::new()),
+                programs,
                 next_ip: AtomicU32::new(2),
                 allocatable,
             }),
-        })
+        }
+    }
+
+    /// Another node's runtime in this process: its own settings, data directory and pod
+    /// addresses, sharing this one's engine, images and compiled programs.
+    pub fn sibling(&self, config: RuntimeConfig) -> Self {
+        Self::build(
+            self.inner.engine.clone(),
+            Arc::clone(&self.inner.images),
+            Arc::clone(&self.inner.programs),
+            config,
+        )
+    }
+
+    /// The node's allocatable CPU (millicores), memory and ephemeral storage (bytes).
+    pub fn allocatable(&self) -> (i64, i64, i64) {
+        self.inner.allocatable
     }
 
     pub fn images(&self) -> &ImageStore {
@@ -100,7 +137,7 @@ impl Runtime {
     /// ConfigMaps and Secrets its env and volumes may refer to.
     pub fn start_pod(&self, pod: Pod, config: ConfigObjects) -> PodHandle {
         let n = self.inner.next_ip.fetch_add(1, Ordering::Relaxed);
-        let pod_ip = Ipv4Addr::from(u32::from(POD_NETWORK) + n).to_string();
+        let pod_ip = Ipv4Addr::from(u32::from(self.inner.config.pod_network) + n).to_string();
         let facts = PodFacts {
             pod_ip,
             host_ip: self.inner.config.host_ip.clone(),
