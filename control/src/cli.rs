@@ -23,6 +23,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Start an all-in-one cluster (API server, scheduler, controllers, nodes) until Ctrl-C.
+    Up(crate::up::UpArgs),
     /// Run the Pods of Kubernetes manifests on this machine until they finish or Ctrl-C.
     Play(crate::play::PlayArgs),
     /// Manage the components that serve image names.
@@ -60,6 +62,7 @@ pub fn data_dir(flag: Option<PathBuf>) -> PathBuf {
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let data_dir = data_dir(cli.data_dir);
     match cli.command {
+        Command::Up(args) => crate::up::up(data_dir, args).await,
         Command::Play(args) => crate::play::play(data_dir, args).await,
         Command::Logs(args) => crate::logs::logs(&data_dir, args).await,
         Command::Image { command } => {

@@ -7,6 +7,11 @@
 
 pub mod admission;
 pub mod api;
+pub mod cluster;
 pub mod controllers;
+pub mod events;
+pub mod kubeconfig;
+pub mod manager;
+pub mod node_client;
 pub mod scheduler;
 pub mod store;

@@ -3,6 +3,7 @@
 mod cli;
 mod logs;
 mod play;
+mod up;
 
 use clap::Parser;
 

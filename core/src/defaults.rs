@@ -83,10 +83,11 @@ fn default_container(c: &mut Container, host_network: bool) {
             port.host_port = Some(port.container_port);
         }
     }
+    // `resources` is a plain struct in the Go types: always present, `{}` when empty. Setting
+    // it here makes a template sent with `resources: {}` equal to one sent without.
+    let resources = c.resources.get_or_insert_with(Default::default);
     // Requests default to limits, per resource, so a pod that only sets limits is Guaranteed.
-    if let Some(resources) = c.resources.as_mut()
-        && let Some(limits) = resources.limits.as_ref()
-    {
+    if let Some(limits) = resources.limits.as_ref() {
         let requests = resources.requests.get_or_insert_with(BTreeMap::new);
         for (name, limit) in limits {
             requests.entry(name.clone()).or_insert_with(|| limit.clone());

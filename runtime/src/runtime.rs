@@ -53,12 +53,15 @@ impl RuntimeConfig {
 /// uses), reachable only inside Capstan.
 pub const POD_NETWORK: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 0);
 
+/// Linked programs by image digest, each initialised once however many pods start it at once.
+type Programs = Mutex<HashMap<String, Arc<OnceCell<Arc<Program>>>>>;
+
 pub(crate) struct RuntimeInner {
     pub(crate) engine: WasmEngine,
     pub(crate) images: Arc<ImageStore>,
     pub(crate) volume_policy: VolumePolicy,
     config: RuntimeConfig,
-    programs: Arc<Mutex<HashMap<String, Arc<OnceCell<Arc<Program>>>>>>,
+    programs: Arc<Programs>,
     next_ip: AtomicU32,
     /// The node's allocatable CPU (millicores), memory and disk (bytes), read once:
     /// what `resourceFieldRef` reports for an unset limit.
@@ -82,7 +85,7 @@ impl Runtime {
     fn build(
         engine: WasmEngine,
         images: Arc<ImageStore>,
-        programs: Arc<Mutex<HashMap<String, Arc<OnceCell<Arc<Program>>>>>>,
+        programs: Arc<Programs>,
         config: RuntimeConfig,
     ) -> Self {
         let volume_policy = VolumePolicy {

@@ -22,16 +22,28 @@ pub enum ApiError {
     AlreadyExists { resource: String, name: String },
     /// The write's resourceVersion or precondition is stale (409 Conflict).
     #[error("Operation cannot be fulfilled on {resource} \"{name}\": {detail}")]
-    Conflict { resource: String, name: String, detail: String },
+    Conflict {
+        resource: String,
+        name: String,
+        detail: String,
+    },
     /// The object failed validation (422 Invalid); one cause per field.
     #[error("{}", invalid_message(kind, name, causes))]
-    Invalid { kind: String, name: String, causes: Vec<FieldError> },
+    Invalid {
+        kind: String,
+        name: String,
+        causes: Vec<FieldError>,
+    },
     /// The request is malformed: body, query or path (400 BadRequest).
     #[error("{0}")]
     BadRequest(String),
     /// Admission refused the request (403 Forbidden), e.g. a LimitRange or ResourceQuota.
     #[error("{resource} \"{name}\" is forbidden: {detail}")]
-    Forbidden { resource: String, name: String, detail: String },
+    Forbidden {
+        resource: String,
+        name: String,
+        detail: String,
+    },
     /// The verb is not served on this path (405 MethodNotAllowed).
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
@@ -218,7 +230,12 @@ mod tests {
         let s = ApiError::conflict(deploy, "d").status();
         assert_eq!(s["code"], 409);
         assert_eq!(s["details"]["group"], "apps");
-        assert!(s["message"].as_str().unwrap().starts_with("Operation cannot be fulfilled on deployments.apps \"d\""));
+        assert!(
+            s["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Operation cannot be fulfilled on deployments.apps \"d\"")
+        );
 
         let s = ApiError::invalid(pods, "p", vec![FieldError::required("spec.containers", "")]).status();
         assert_eq!(s["message"], "Pod \"p\" is invalid: spec.containers: Required value");
@@ -226,9 +243,16 @@ mod tests {
         assert_eq!(s["details"]["causes"][0]["field"], "spec.containers");
         let two = vec![FieldError::required("a", ""), FieldError::invalid("b", "x", "bad")];
         let s = ApiError::invalid(pods, "p", two).status();
-        assert_eq!(s["message"], "Pod \"p\" is invalid: [a: Required value, b: Invalid value: \"x\": bad]");
+        assert_eq!(
+            s["message"],
+            "Pod \"p\" is invalid: [a: Required value, b: Invalid value: \"x\": bad]"
+        );
 
-        let s = ApiError::Gone { requested: 3, oldest: 9 }.status();
+        let s = ApiError::Gone {
+            requested: 3,
+            oldest: 9,
+        }
+        .status();
         assert_eq!((s["code"].as_u64(), s["reason"].as_str()), (Some(410), Some("Expired")));
     }
 }

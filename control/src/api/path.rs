@@ -132,7 +132,12 @@ mod tests {
     fn resource_paths_split_like_the_apiserver() {
         let t = target("/api/v1/namespaces/default/pods/web/log");
         assert_eq!(
-            (t.info.plural, t.namespace.as_deref(), t.name.as_deref(), t.subresource.as_deref()),
+            (
+                t.info.plural,
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+                t.subresource.as_deref()
+            ),
             ("pods", Some("default"), Some("web"), Some("log"))
         );
         let t = target("/api/v1/pods");
@@ -141,9 +146,15 @@ mod tests {
         assert_eq!((t.info.kind, t.subresource.as_deref()), ("Deployment", Some("scale")));
         // A namespace's own subresource is not a resource inside the namespace.
         let t = target("/api/v1/namespaces/team/status");
-        assert_eq!((t.info.plural, t.name.as_deref(), t.subresource.as_deref()), ("namespaces", Some("team"), Some("status")));
+        assert_eq!(
+            (t.info.plural, t.name.as_deref(), t.subresource.as_deref()),
+            ("namespaces", Some("team"), Some("status"))
+        );
         let t = target("/api/v1/namespaces/team");
-        assert_eq!((t.info.plural, t.namespace, t.name.as_deref()), ("namespaces", None, Some("team")));
+        assert_eq!(
+            (t.info.plural, t.namespace, t.name.as_deref()),
+            ("namespaces", None, Some("team"))
+        );
         let t = target("/api/v1/watch/namespaces/a/pods");
         assert!(t.watch_path);
         let t = target("/api/v1/nodes/n1/status");
@@ -155,10 +166,19 @@ mod tests {
         assert_eq!(route("/api").unwrap(), Route::CoreVersions);
         assert_eq!(route("/apis/").unwrap(), Route::Groups);
         assert_eq!(route("/apis/apps").unwrap(), Route::Group("apps"));
-        assert_eq!(route("/api/v1").unwrap(), Route::ResourceList { group: "", version: "v1" });
+        assert_eq!(
+            route("/api/v1").unwrap(),
+            Route::ResourceList {
+                group: "",
+                version: "v1"
+            }
+        );
         assert_eq!(
             route("/openapi/v3/apis/apps/v1").unwrap(),
-            Route::OpenApiV3 { group: "apps".into(), version: "v1".into() }
+            Route::OpenApiV3 {
+                group: "apps".into(),
+                version: "v1".into()
+            }
         );
     }
 

@@ -260,7 +260,10 @@ mod tests {
             assert_eq!(find(r.group, r.version, r.plural), Some(r));
             assert_eq!(find_kind(&r.api_version(), r.kind), Some(r));
         }
-        assert_eq!(find("apps", "v1", "deployments").unwrap().qualified(), "deployments.apps");
+        assert_eq!(
+            find("apps", "v1", "deployments").unwrap().qualified(),
+            "deployments.apps"
+        );
         assert_eq!(find("", "v1", "pods").unwrap().api_version(), "v1");
         assert!(find("", "v1", "deployments").is_none());
     }

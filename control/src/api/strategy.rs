@@ -8,16 +8,16 @@
 use std::collections::BTreeMap;
 
 use capstan_core::defaults::{default_pod, default_pod_spec, qos_class};
+use capstan_core::k8s_openapi::ByteString;
 use capstan_core::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use capstan_core::k8s_openapi::api::coordination::v1::Lease;
 use capstan_core::k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, Pod, PodSpec, PodStatus, PodTemplateSpec,
-    ResourceQuota, Secret, Service,
+    ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, Pod, PodSpec, PodStatus, PodTemplateSpec, ResourceQuota,
+    Secret, Service,
 };
 use capstan_core::k8s_openapi::api::scheduling::v1::PriorityClass;
 use capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use capstan_core::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use capstan_core::k8s_openapi::ByteString;
 use capstan_core::names;
 use capstan_core::validate::{FieldError, validate_config_map, validate_object_meta, validate_pod, validate_secret};
 use serde::Serialize;
@@ -33,9 +33,13 @@ use crate::scheduler::selectors::label_selector_matches;
 pub enum Write<'a> {
     Create,
     /// An update of the main resource; `old` is the stored object.
-    Update { old: &'a Value },
+    Update {
+        old: &'a Value,
+    },
     /// An update through `/status`.
-    Status { old: &'a Value },
+    Status {
+        old: &'a Value,
+    },
 }
 
 /// The result of decoding an object into its kind's schema.
@@ -60,7 +64,12 @@ pub fn admit(info: &ResourceInfo, object: &Value, write: Write<'_>) -> Result<De
         "Node" => admit_as::<Node>(info, object, write, |n, _| validate_object_meta(&n.metadata)),
         "Endpoints" => admit_as::<Endpoints>(info, object, write, |e, _| validate_object_meta(&e.metadata)),
         "Event" => admit_as::<Event>(info, object, write, |e, _| validate_object_meta(&e.metadata)),
-        "LimitRange" => admit_as::<LimitRange>(info, object, write, |l, _| validate_object_meta(&l.metadata)),
+        "LimitRange" => admit_as::<LimitRange>(info, object, write, |l, _| {
+            crate::admission::limit_range::default_limit_range(l);
+            let mut errs = validate_object_meta(&l.metadata);
+            errs.extend(crate::admission::limit_range::validate_limit_range(l));
+            errs
+        }),
         "ResourceQuota" => admit_as::<ResourceQuota>(info, object, write, |q, _| validate_object_meta(&q.metadata)),
         "Lease" => admit_as::<Lease>(info, object, write, |l, _| validate_object_meta(&l.metadata)),
         "PriorityClass" => admit_as::<PriorityClass>(info, object, write, admit_priority_class),
@@ -76,7 +85,11 @@ fn admit_as<T>(
     admit_kind: impl FnOnce(&mut T, Write<'_>) -> Vec<FieldError>,
 ) -> Result<Decoded, ApiError>
 where
-    T: DeserializeOwned + Serialize + capstan_core::k8s_openapi::Metadata<Ty = capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+    T: DeserializeOwned
+        + Serialize
+        + capstan_core::k8s_openapi::Metadata<
+            Ty = capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        >,
 {
     let mut typed: T = decode(info, object)?;
     let as_decoded = serde_json::to_value(&typed).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -102,7 +115,11 @@ pub fn decode<T: DeserializeOwned>(info: &ResourceInfo, object: &Value) -> Resul
     serde_path_to_error::deserialize(object).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let at = if path == "." { String::new() } else { format!(" at {path}") };
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!(" at {path}")
+        };
         ApiError::BadRequest(format!(
             "{kind} in version \"{version}\" cannot be handled as a {kind}: {inner}{at}",
             kind = info.kind,
@@ -114,7 +131,13 @@ pub fn decode<T: DeserializeOwned>(info: &ResourceInfo, object: &Value) -> Resul
 /// Collects the paths of keys present in `input` but absent from its decoded form, which are
 /// the fields the schema does not know. Null values count as absent on both sides.
 fn dropped_fields(input: &Value, decoded: &Value, path: &str, out: &mut Vec<String>) {
-    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
     match (input, decoded) {
         (Value::Object(a), Value::Object(b)) => {
             for (key, value) in a {
@@ -204,7 +227,11 @@ fn admit_template(
     let spec = template.spec.get_or_insert_with(PodSpec::default);
     default_pod_spec(spec);
     if let Some(policy) = spec.restart_policy.as_deref().filter(|p| *p != "Always") {
-        errs.push(FieldError::not_supported(format!("{path}.spec.restartPolicy"), policy, &["Always"]));
+        errs.push(FieldError::not_supported(
+            format!("{path}.spec.restartPolicy"),
+            policy,
+            &["Always"],
+        ));
     }
     // Validate as a pod of this template, dropping what a template need not have.
     let pod = Pod {
@@ -226,8 +253,15 @@ fn admit_template(
         .unwrap_or_default();
     match selector {
         None => errs.push(FieldError::required("spec.selector", "")),
-        Some(sel) if sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty) && sel.match_expressions.as_ref().is_none_or(Vec::is_empty) => {
-            errs.push(FieldError::invalid("spec.selector", "{}", "empty selector is invalid for deployment"));
+        Some(sel)
+            if sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
+                && sel.match_expressions.as_ref().is_none_or(Vec::is_empty) =>
+        {
+            errs.push(FieldError::invalid(
+                "spec.selector",
+                "{}",
+                "empty selector is invalid for deployment",
+            ));
         }
         Some(sel) if !label_selector_matches(sel, &labels) => errs.push(FieldError::invalid(
             format!("{path}.metadata.labels"),
@@ -240,7 +274,11 @@ fn admit_template(
 
 fn replicas_errors(replicas: Option<i32>, errs: &mut Vec<FieldError>) {
     if let Some(r) = replicas.filter(|r| *r < 0) {
-        errs.push(FieldError::invalid_number("spec.replicas", r.into(), "must be greater than or equal to 0"));
+        errs.push(FieldError::invalid_number(
+            "spec.replicas",
+            r.into(),
+            "must be greater than or equal to 0",
+        ));
     }
 }
 
@@ -270,12 +308,16 @@ fn admit_deployment(d: &mut Deployment, write: Write<'_>) -> Vec<FieldError> {
     match kind.as_str() {
         "RollingUpdate" => {
             let rolling = strategy.rolling_update.get_or_insert_with(Default::default);
-            let surge = rolling.max_surge.get_or_insert(IntOrString::String("25%".into())).clone();
+            let surge = rolling
+                .max_surge
+                .get_or_insert(IntOrString::String("25%".into()))
+                .clone();
             let unavailable = rolling
                 .max_unavailable
                 .get_or_insert(IntOrString::String("25%".into()))
                 .clone();
-            let zero = |v: &IntOrString| matches!(v, IntOrString::Int(0)) || matches!(v, IntOrString::String(s) if s == "0%");
+            let zero =
+                |v: &IntOrString| matches!(v, IntOrString::Int(0)) || matches!(v, IntOrString::String(s) if s == "0%");
             if zero(&surge) && zero(&unavailable) {
                 errs.push(FieldError::invalid(
                     "spec.strategy.rollingUpdate.maxUnavailable",
@@ -292,11 +334,20 @@ fn admit_deployment(d: &mut Deployment, write: Write<'_>) -> Vec<FieldError> {
                 ));
             }
         }
-        other => errs.push(FieldError::not_supported("spec.strategy.type", other, &["Recreate", "RollingUpdate"])),
+        other => errs.push(FieldError::not_supported(
+            "spec.strategy.type",
+            other,
+            &["Recreate", "RollingUpdate"],
+        )),
     }
     replicas_errors(spec.replicas, &mut errs);
     admit_template(&mut spec.template, Some(&spec.selector), "spec.template", &mut errs);
-    selector_immutable::<Deployment>(write, Some(&spec.selector), |o| o.spec.as_ref().map(|s| s.selector.clone()), &mut errs);
+    selector_immutable::<Deployment>(
+        write,
+        Some(&spec.selector),
+        |o| o.spec.as_ref().map(|s| s.selector.clone()),
+        &mut errs,
+    );
     if write == Write::Create {
         d.status = None;
     }
@@ -310,7 +361,12 @@ fn admit_replica_set(rs: &mut ReplicaSet, write: Write<'_>) -> Vec<FieldError> {
     replicas_errors(spec.replicas, &mut errs);
     let template = spec.template.get_or_insert_with(Default::default);
     admit_template(template, Some(&spec.selector), "spec.template", &mut errs);
-    selector_immutable::<ReplicaSet>(write, Some(&spec.selector), |o| o.spec.as_ref().map(|s| s.selector.clone()), &mut errs);
+    selector_immutable::<ReplicaSet>(
+        write,
+        Some(&spec.selector),
+        |o| o.spec.as_ref().map(|s| s.selector.clone()),
+        &mut errs,
+    );
     if write == Write::Create {
         rs.status = None;
     }
@@ -335,7 +391,10 @@ fn admit_namespace(ns: &mut Namespace, write: Write<'_>) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let name = ns.metadata.name.clone().unwrap_or_default();
     if name.is_empty() {
-        errs.push(FieldError::required("metadata.name", "name or generateName is required"));
+        errs.push(FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        ));
     } else {
         for m in names::dns1123_label(&name) {
             errs.push(FieldError::invalid("metadata.name", &name, &m));
@@ -374,7 +433,10 @@ fn admit_service(svc: &mut Service, _: Write<'_>) -> Vec<FieldError> {
             ));
         }
     }
-    if !matches!(kind.as_str(), "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName") {
+    if !matches!(
+        kind.as_str(),
+        "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
+    ) {
         errs.push(FieldError::not_supported(
             "spec.type",
             &kind,
@@ -388,7 +450,8 @@ fn admit_service(svc: &mut Service, _: Write<'_>) -> Vec<FieldError> {
 }
 
 fn admit_priority_class(pc: &mut PriorityClass, _: Write<'_>) -> Vec<FieldError> {
-    pc.preemption_policy.get_or_insert_with(|| "PreemptLowerPriority".into());
+    pc.preemption_policy
+        .get_or_insert_with(|| "PreemptLowerPriority".into());
     let mut errs = validate_object_meta(&pc.metadata);
     if pc.value > 1_000_000_000 {
         errs.push(FieldError::forbidden(
@@ -426,7 +489,10 @@ mod tests {
         let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "ports": [{"containerPort": "x"}]}]}});
         let err = admit(pods(), &pod, Write::Create).err().unwrap();
         assert_eq!(err.code(), 400);
-        assert!(err.to_string().contains("spec.containers[0].ports[0].containerPort"), "{err}");
+        assert!(
+            err.to_string().contains("spec.containers[0].ports[0].containerPort"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -435,14 +501,21 @@ mod tests {
         let err = admit(pods(), &pod, Write::Create).err().unwrap();
         assert_eq!(err.code(), 422);
         let msg = err.to_string();
-        assert!(msg.contains("metadata.name") && msg.contains("spec.containers"), "{msg}");
+        assert!(
+            msg.contains("metadata.name") && msg.contains("spec.containers"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn pod_spec_is_immutable_but_images_may_change() {
-        let old = admit(pods(), &json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "a"}]}}), Write::Create)
-            .unwrap()
-            .object;
+        let old = admit(
+            pods(),
+            &json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "a"}]}}),
+            Write::Create,
+        )
+        .unwrap()
+        .object;
         let mut new = old.clone();
         new["spec"]["containers"][0]["image"] = json!("b");
         assert!(admit(pods(), &new, Write::Update { old: &old }).is_ok());
@@ -465,13 +538,19 @@ mod tests {
         let mut bad = d.clone();
         bad["spec"]["template"]["metadata"]["labels"]["app"] = json!("y");
         let err = admit(deploy, &bad, Write::Create).err().unwrap();
-        assert!(err.to_string().contains("`selector` does not match template `labels`"), "{err}");
+        assert!(
+            err.to_string().contains("`selector` does not match template `labels`"),
+            "{err}"
+        );
 
         let mut moved = out.clone();
         moved["spec"]["selector"]["matchLabels"]["tier"] = json!("web");
         moved["spec"]["template"]["metadata"]["labels"]["tier"] = json!("web");
         let err = admit(deploy, &moved, Write::Update { old: &out }).err().unwrap();
-        assert!(err.to_string().contains("spec.selector") && err.to_string().contains("immutable"), "{err}");
+        assert!(
+            err.to_string().contains("spec.selector") && err.to_string().contains("immutable"),
+            "{err}"
+        );
     }
 
     #[test]

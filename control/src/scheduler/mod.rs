@@ -20,6 +20,7 @@ pub mod filters;
 mod preempt;
 pub mod scores;
 pub mod selectors;
+pub mod shell;
 mod snapshot;
 
 #[cfg(test)]

@@ -22,7 +22,9 @@ pub enum Action {
     /// Run the pod here.
     Start,
     /// Stop it with this grace period.
-    Stop { grace: Duration },
+    Stop {
+        grace: Duration,
+    },
     /// Remove the pod from the API (grace period 0): it is stopped and may go.
     Remove,
     Nothing,
@@ -93,11 +95,21 @@ mod tests {
             (pod(None, "Succeeded"), None, Action::Nothing),
             (pod(None, "Failed"), None, Action::Nothing),
             (pod(None, "Running"), Some(running), Action::Nothing),
-            (pod(Some(30), "Running"), Some(running), Action::Stop { grace: Duration::from_secs(30) }),
+            (
+                pod(Some(30), "Running"),
+                Some(running),
+                Action::Stop {
+                    grace: Duration::from_secs(30),
+                },
+            ),
             (pod(Some(30), "Running"), Some(stopping), Action::Nothing),
             (pod(Some(30), "Running"), Some(finished), Action::Remove),
             (pod(Some(30), "Running"), None, Action::Remove),
-            (pod(Some(0), "Succeeded"), Some(running), Action::Stop { grace: Duration::ZERO }),
+            (
+                pod(Some(0), "Succeeded"),
+                Some(running),
+                Action::Stop { grace: Duration::ZERO },
+            ),
         ];
         for (i, (pod, local, want)) in table.into_iter().enumerate() {
             assert_eq!(decide(&pod, local), want, "row {i}");

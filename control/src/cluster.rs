@@ -1,0 +1,237 @@
+//! The all-in-one cluster `capstan up` starts: the API server on its embedded store, the
+//! scheduler, the controllers, and one or more nodes in the same process. Every component
+//! talks to the others through the API, so a node could as well be in another process.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use capstan_core::k8s_openapi::api::core::v1::Taint;
+use capstan_core::quantity;
+use capstan_runtime::agent::{Agent, NodeOptions};
+use capstan_runtime::{Runtime, RuntimeConfig};
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+
+use crate::api::Api;
+use crate::api::logs::FileLogs;
+use crate::node_client::LocalClient;
+use crate::store::{RedbStore, Store};
+
+/// One node of an all-in-one cluster, as `--node-config` files list them.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeConfig {
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub taints: Vec<Taint>,
+    /// CPU capacity as a quantity (`4`, `2500m`); the machine's when absent.
+    pub cpu: Option<String>,
+    /// Memory capacity as a quantity (`8Gi`); the machine's when absent.
+    pub memory: Option<String>,
+    pub max_pods: Option<i64>,
+}
+
+/// Why a cluster could not be configured or started.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("node {node:?}: {field}: {reason}")]
+    Node {
+        node: String,
+        field: &'static str,
+        reason: String,
+    },
+    #[error("reading the node file {path}: {reason}")]
+    NodeFile { path: PathBuf, reason: String },
+    #[error("node names must be unique: {0:?} appears twice")]
+    DuplicateNode(String),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("API: {0}")]
+    Api(#[from] crate::api::ApiError),
+    #[error("runtime: {0}")]
+    Runtime(#[from] capstan_runtime::RuntimeError),
+    #[error("listening on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+impl NodeConfig {
+    /// `count` identical nodes: `capstan` alone, or `capstan-1`, `capstan-2`...
+    pub fn numbered(count: usize) -> Vec<NodeConfig> {
+        if count == 1 {
+            return vec![NodeConfig {
+                name: "capstan".into(),
+                ..Default::default()
+            }];
+        }
+        (1..=count)
+            .map(|i| NodeConfig {
+                name: format!("capstan-{i}"),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// Reads a YAML list of nodes.
+    pub fn from_file(path: &Path) -> Result<Vec<NodeConfig>, ClusterError> {
+        let fail = |reason: String| ClusterError::NodeFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        serde_saphyr::from_str(&text).map_err(|e| fail(e.to_string()))
+    }
+
+    /// The (CPU millicores, memory bytes) override, if the node sets both or either (the
+    /// other is the machine's).
+    fn capacity(&self, machine: (i64, i64)) -> Result<Option<(i64, i64)>, ClusterError> {
+        let parse = |field: &'static str, v: &str| {
+            quantity::parse(v).map_err(|e| ClusterError::Node {
+                node: self.name.clone(),
+                field,
+                reason: e.to_string(),
+            })
+        };
+        if self.cpu.is_none() && self.memory.is_none() {
+            return Ok(None);
+        }
+        let cpu = match &self.cpu {
+            Some(v) => parse("cpu", v)?.as_millis_ceil() as i64,
+            None => machine.0,
+        };
+        let memory = match &self.memory {
+            Some(v) => parse("memory", v)?.as_bytes_ceil() as i64,
+            None => machine.1,
+        };
+        Ok(Some((cpu, memory)))
+    }
+}
+
+/// What `capstan up` is asked to start.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub nodes: Vec<NodeConfig>,
+    pub allow_host_path: bool,
+}
+
+/// A running all-in-one cluster. Dropping it stops every component.
+pub struct Cluster {
+    pub api: Arc<Api>,
+    /// Where the API server listens.
+    pub addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the cluster: store, API server, scheduler, controllers and nodes.
+pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
+    let mut seen = std::collections::HashSet::new();
+    for node in &config.nodes {
+        if !seen.insert(node.name.clone()) {
+            return Err(ClusterError::DuplicateNode(node.name.clone()));
+        }
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| ClusterError::NodeFile {
+        path: config.data_dir.clone(),
+        reason: e.to_string(),
+    })?;
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(config.data_dir.join("store.redb"))?);
+    let api = Api::new(store);
+    let boot = Arc::clone(&api);
+    api.call(move |_| boot.bootstrap()).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ClusterError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ClusterError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let mut tasks = vec![tokio::spawn(crate::api::server::serve(listener, Arc::clone(&api)))];
+    tasks.push(tokio::spawn(crate::scheduler::shell::run(Arc::clone(&api))));
+    tasks.extend(crate::manager::spawn_all(&api));
+
+    // One engine and image store for every node; each node has its own pods and addresses.
+    let mut base = RuntimeConfig::new(&config.data_dir);
+    base.allow_host_path = config.allow_host_path;
+    let base = Runtime::new(base)?;
+    let machine = (base.allocatable().0, base.allocatable().1);
+    let client = LocalClient::new(Arc::clone(&api));
+    for (i, node) in config.nodes.iter().enumerate() {
+        let node_dir = config.data_dir.join("nodes").join(&node.name);
+        let mut rc = RuntimeConfig::new(&node_dir);
+        rc.node_name = node.name.clone();
+        rc.allow_host_path = config.allow_host_path;
+        rc.capacity = node.capacity(machine)?;
+        // Each node hands out addresses from its own /16: 10.88.0.0, 10.89.0.0, ...
+        rc.pod_network = std::net::Ipv4Addr::new(10, 88u8.saturating_add(i as u8), 0, 0);
+        let runtime = base.sibling(rc);
+        api.register_node_logs(&node.name, Arc::new(FileLogs { data_dir: node_dir }));
+        let opts = NodeOptions {
+            name: node.name.clone(),
+            labels: node.labels.clone(),
+            taints: node.taints.clone(),
+            max_pods: node.max_pods,
+        };
+        let agent = Agent::new(Arc::clone(&client), runtime, opts);
+        tasks.push(tokio::spawn(agent.run()));
+    }
+    Ok(Cluster { api, addr, tasks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_files_name_bad_fields() {
+        let dir = std::env::temp_dir().join(format!("capstan-nodes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("nodes.yaml");
+        std::fs::write(
+            &path,
+            "- name: a\n  labels: {disktype: ssd}\n  cpu: '2'\n  memory: 4Gi\n- name: b\n",
+        )
+        .unwrap();
+        let nodes = NodeConfig::from_file(&path).unwrap();
+        assert_eq!(nodes[0].labels["disktype"], "ssd");
+        assert_eq!(nodes[0].capacity((8000, 1)).unwrap(), Some((2000, 4 << 30)));
+        assert_eq!(nodes[1].capacity((8000, 1)).unwrap(), None);
+        std::fs::write(&path, "- name: a\n  cpuu: 2\n").unwrap();
+        let err = NodeConfig::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("cpuu"), "{err}");
+        let bad = NodeConfig {
+            name: "a".into(),
+            cpu: Some("lots".into()),
+            ..Default::default()
+        };
+        assert!(
+            bad.capacity((1, 1))
+                .unwrap_err()
+                .to_string()
+                .contains("node \"a\": cpu")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn numbered_nodes() {
+        assert_eq!(NodeConfig::numbered(1)[0].name, "capstan");
+        let three: Vec<String> = NodeConfig::numbered(3).into_iter().map(|n| n.name).collect();
+        assert_eq!(three, ["capstan-1", "capstan-2", "capstan-3"]);
+    }
+}

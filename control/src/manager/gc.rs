@@ -1,0 +1,174 @@
+//! The garbage collector's shell: follows every kind that has owners or dependents and, when
+//! something is deleted (or starts being deleted), asks the pure [`crate::controllers::gc`]
+//! what must go, lose a reference, or lose a finalizer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use serde_json::Value;
+
+use super::informer::Informer;
+use super::write::modify;
+use crate::api::registry::DeleteOptions;
+use crate::api::resources::{self, ResourceInfo, find};
+use crate::api::{Api, ApiError};
+use crate::controllers::gc::{self, Effect, Propagation, Target};
+
+/// Deletions arrive in bursts (a Deployment takes its ReplicaSets, then their pods): collect
+/// once the burst settles rather than once per event.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// The kinds the collector follows: the owners and dependents of the built-in workloads.
+const KINDS: &[(&str, &str)] = &[("", "pods"), ("apps", "replicasets"), ("apps", "deployments")];
+
+fn node_of(info: &ResourceInfo, object: &Value) -> gc::Node {
+    let meta = &object["metadata"];
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    gc::Node {
+        uid: meta["uid"].as_str().unwrap_or_default().to_owned(),
+        api_version: info.api_version(),
+        kind: info.kind.to_owned(),
+        namespace: meta["namespace"].as_str().map(str::to_owned),
+        name: meta["name"].as_str().unwrap_or_default().to_owned(),
+        owners: serde_json::from_value::<Vec<OwnerReference>>(meta["ownerReferences"].clone()).unwrap_or_default(),
+        deleting: meta.get("deletionTimestamp").is_some_and(|t| !t.is_null()),
+        finalizers: strings(&meta["finalizers"]),
+    }
+}
+
+/// The garbage collector.
+pub async fn run(api: Arc<Api>) -> Result<(), ApiError> {
+    let infos: Vec<&'static ResourceInfo> = KINDS.iter().map(|(g, r)| find(g, "v1", r).expect("served")).collect();
+    let mut pods = Informer::<Value>::start(&api, infos[0]).await?;
+    let mut sets = Informer::<Value>::start(&api, infos[1]).await?;
+    let mut deploys = Informer::<Value>::start(&api, infos[2]).await?;
+    // Look once at startup: what a crash left half-collected is finished now.
+    let mut dirty = true;
+    loop {
+        let settle = async {
+            if dirty {
+                tokio::time::sleep(SETTLE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let change = tokio::select! {
+            c = pods.next() => Some(c),
+            c = sets.next() => Some(c),
+            c = deploys.next() => Some(c),
+            () = settle => None,
+        };
+        match change {
+            Some(None) => return Ok(()),
+            Some(Some(c)) => {
+                let deleting = c.object["metadata"]
+                    .get("deletionTimestamp")
+                    .is_some_and(|t| !t.is_null());
+                let owned = c.object["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|r| !r.is_empty());
+                if c.kind == "DELETED" || deleting || (c.kind == "ADDED" && owned) {
+                    dirty = true;
+                }
+                continue;
+            }
+            None => {}
+        }
+        if !(pods.synced() && sets.synced() && deploys.synced()) {
+            continue;
+        }
+        dirty = false;
+        let mut nodes = Vec::new();
+        for (informer, info) in [(&pods, infos[0]), (&sets, infos[1]), (&deploys, infos[2])] {
+            nodes.extend(informer.items.values().map(|o| node_of(info, o)));
+        }
+        let effects = gc::collect(&nodes);
+        if effects.is_empty() {
+            continue;
+        }
+        if let Err(e) = api.call(move |a| apply(a, effects)).await {
+            tracing::debug!(error = %e, "garbage collection failed; will retry");
+            dirty = true;
+        }
+    }
+}
+
+fn info_of(target: &Target) -> Option<&'static ResourceInfo> {
+    resources::find_kind(&target.api_version, &target.kind)
+}
+
+fn apply(api: &Api, effects: Vec<Effect>) -> Result<(), ApiError> {
+    for effect in effects {
+        match effect {
+            Effect::Delete { target, propagation } => {
+                let Some(info) = info_of(&target) else { continue };
+                let opts = DeleteOptions {
+                    propagation_policy: Some(
+                        match propagation {
+                            Propagation::Background => "Background",
+                            Propagation::Foreground => "Foreground",
+                            Propagation::Orphan => "Orphan",
+                        }
+                        .to_owned(),
+                    ),
+                    precondition_uid: Some(target.uid.clone()),
+                    ..Default::default()
+                };
+                match api.delete(info, target.namespace.as_deref(), &target.name, &opts) {
+                    Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Effect::RemoveOwnerReferences { target, owner_uids } => {
+                let Some(info) = info_of(&target) else { continue };
+                let result = modify(
+                    api,
+                    info,
+                    target.namespace.as_deref(),
+                    &target.name,
+                    Some(&target.uid),
+                    false,
+                    |o| {
+                        if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
+                            refs.retain(|r| !owner_uids.iter().any(|u| r["uid"].as_str() == Some(u)));
+                        }
+                    },
+                );
+                ignore_gone(result)?;
+            }
+            Effect::RemoveFinalizer { target, finalizer } => {
+                let Some(info) = info_of(&target) else { continue };
+                let result = modify(
+                    api,
+                    info,
+                    target.namespace.as_deref(),
+                    &target.name,
+                    Some(&target.uid),
+                    false,
+                    |o| {
+                        if let Some(list) = o["metadata"]["finalizers"].as_array_mut() {
+                            list.retain(|f| f.as_str() != Some(finalizer.as_str()));
+                        }
+                    },
+                );
+                ignore_gone(result)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An object that is already gone (or replaced) needs nothing more.
+fn ignore_gone(result: Result<Option<u64>, ApiError>) -> Result<(), ApiError> {
+    match result {
+        Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,211 @@
+//! The node agent's [`ClusterClient`] for a node in the control plane's own process: the same
+//! API verbs (and admission) HTTP clients get, called directly.
+
+use std::sync::Arc;
+
+use capstan_core::env::ConfigObjects;
+use capstan_core::k8s_openapi::api::coordination::v1::Lease;
+use capstan_core::k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
+use capstan_runtime::agent::{ClientError, ClusterClient, PodChange};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::api::registry::{DeleteOptions, ListOptions, WriteOptions};
+use crate::api::resources::{ResourceInfo, find};
+use crate::api::selector::FieldSelector;
+use crate::api::watch::WatchOptions;
+use crate::api::{Api, ApiError};
+
+/// How many status writes are retried when the pod changed in between.
+const STATUS_RETRIES: usize = 5;
+
+fn res(group: &str, plural: &str) -> &'static ResourceInfo {
+    find(group, "v1", plural).expect("served resource")
+}
+
+fn err(e: ApiError) -> ClientError {
+    ClientError(e.to_string())
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ClientError> {
+    serde_json::to_value(v).map_err(|e| ClientError(e.to_string()))
+}
+
+fn from_value<T: DeserializeOwned>(v: Value) -> Option<T> {
+    serde_json::from_value(v).ok()
+}
+
+/// A node's client of an API server in the same process.
+pub struct LocalClient {
+    api: Arc<Api>,
+}
+
+impl LocalClient {
+    pub fn new(api: Arc<Api>) -> Arc<Self> {
+        Arc::new(LocalClient { api })
+    }
+}
+
+impl ClusterClient for LocalClient {
+    async fn register_node(&self, node: Node) -> Result<(), ClientError> {
+        let value = to_value(&node)?;
+        let name = node.metadata.name.clone().unwrap_or_default();
+        self.api
+            .call(move |api| {
+                let nodes = res("", "nodes");
+                match api.create(nodes, None, value.clone(), &WriteOptions::default()) {
+                    Ok(_) => Ok(()),
+                    Err(ApiError::AlreadyExists { .. }) => {
+                        // A node that comes back keeps what others set (unschedulable, extra
+                        // labels) and refreshes what it reports itself.
+                        let mut current = api.get(nodes, None, &name)?;
+                        for (k, v) in value["metadata"]["labels"].as_object().into_iter().flatten() {
+                            current["metadata"]["labels"][k] = v.clone();
+                        }
+                        current["spec"]["taints"] = value["spec"]["taints"].clone();
+                        let updated = api.update(nodes, None, &name, current, false, &WriteOptions::default())?;
+                        let mut status = updated.object;
+                        status["status"] = value["status"].clone();
+                        api.update(nodes, None, &name, status, true, &WriteOptions::default())?;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .map_err(err)
+    }
+
+    async fn renew_lease(&self, lease: Lease) -> Result<(), ClientError> {
+        let value = to_value(&lease)?;
+        let name = lease.metadata.name.clone().unwrap_or_default();
+        let ns = lease.metadata.namespace.clone().unwrap_or_default();
+        self.api
+            .call(move |api| {
+                let leases = res("coordination.k8s.io", "leases");
+                match api.get(leases, Some(&ns), &name) {
+                    Ok(mut current) => {
+                        current["spec"] = value["spec"].clone();
+                        api.update(leases, Some(&ns), &name, current, false, &WriteOptions::default())?;
+                    }
+                    Err(ApiError::NotFound { .. }) => {
+                        api.create(leases, Some(&ns), value, &WriteOptions::default())?;
+                    }
+                    Err(e) => return Err(e),
+                }
+                Ok(())
+            })
+            .await
+            .map_err(err)
+    }
+
+    async fn watch_pods(&self, node: &str) -> Result<mpsc::Receiver<PodChange>, ClientError> {
+        let (tx, rx) = mpsc::channel(256);
+        let api = Arc::clone(&self.api);
+        let selector = format!("spec.nodeName={node}");
+        FieldSelector::parse("Pod", &selector).map_err(|e| ClientError(e.to_string()))?;
+        tokio::spawn(async move {
+            let pods = res("", "pods");
+            let fields = || FieldSelector::parse("Pod", &selector).ok();
+            // List, then watch from the list; relist whenever the watch ends.
+            loop {
+                let opts = ListOptions {
+                    labels: None,
+                    fields: fields(),
+                };
+                let Ok((items, rev)) = api.call(move |a| a.list_items(pods, None, &opts)).await else {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                };
+                let snapshot = items.into_iter().filter_map(from_value).collect();
+                if tx.send(PodChange::Snapshot(snapshot)).await.is_err() {
+                    return;
+                }
+                let opts = WatchOptions {
+                    list: ListOptions {
+                        labels: None,
+                        fields: fields(),
+                    },
+                    resource_version: Some(rev.to_string()),
+                    ..Default::default()
+                };
+                let Ok(mut watch) = api.call(move |a| a.watch(pods, None, opts)).await else {
+                    continue;
+                };
+                while let Some(event) = watch.next().await {
+                    let Some(pod) = from_value::<Pod>(event.object) else {
+                        continue;
+                    };
+                    let change = match event.kind {
+                        "DELETED" => PodChange::Deleted(pod),
+                        _ => PodChange::Applied(pod),
+                    };
+                    if tx.send(change).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn write_status(&self, pod: &Pod) -> Result<(), ClientError> {
+        let status = to_value(&pod.status)?;
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let uid = pod.metadata.uid.clone();
+        self.api
+            .call(move |api| {
+                let pods = res("", "pods");
+                for _ in 0..STATUS_RETRIES {
+                    let mut current = api.get(pods, Some(&ns), &name)?;
+                    // Another pod of the same name is not ours to report on.
+                    if current["metadata"]["uid"].as_str() != uid.as_deref() {
+                        return Ok(());
+                    }
+                    current["status"] = status.clone();
+                    match api.update(pods, Some(&ns), &name, current, true, &WriteOptions::default()) {
+                        Err(ApiError::Conflict { .. }) => continue,
+                        other => return other.map(|_| ()),
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(err)
+    }
+
+    async fn remove_pod(&self, pod: &Pod) -> Result<(), ClientError> {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let opts = DeleteOptions {
+            grace_period_seconds: Some(0),
+            precondition_uid: pod.metadata.uid.clone(),
+            ..Default::default()
+        };
+        self.api
+            .call(move |api| match api.delete(res("", "pods"), Some(&ns), &name, &opts) {
+                Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            })
+            .await
+            .map_err(err)
+    }
+
+    async fn config_for(&self, pod: &Pod) -> Result<ConfigObjects, ClientError> {
+        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        self.api
+            .call(move |api| {
+                let opts = ListOptions::default();
+                let (maps, _) = api.list_items(res("", "configmaps"), Some(&ns), &opts)?;
+                let (secrets, _) = api.list_items(res("", "secrets"), Some(&ns), &opts)?;
+                Ok(ConfigObjects {
+                    config_maps: maps.into_iter().filter_map(from_value::<ConfigMap>).collect(),
+                    secrets: secrets.into_iter().filter_map(from_value::<Secret>).collect(),
+                })
+            })
+            .await
+            .map_err(err)
+    }
+}
