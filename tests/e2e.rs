@@ -1,39 +1,13 @@
 //! End-to-end tests: run the real `capstan` binary as a user would.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const DEADLINE: Duration = Duration::from_secs(90);
-
-fn capstan() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_capstan"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// A data dir of this test's own, removed when it ends.
-struct DataDir(PathBuf);
-
-impl DataDir {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("capstan-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Self(d)
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::{DEADLINE, DataDir, capstan, http_get, lines, repo};
 
 /// A running `capstan play`, killed when dropped.
 struct Play {
@@ -121,58 +95,6 @@ impl Drop for Play {
     }
 }
 
-fn lines(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// A plain HTTP/1.1 GET; retries until the port answers or the deadline passes.
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-            write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
-            let mut resp = String::new();
-            if s.read_to_string(&mut resp).is_ok() && !resp.is_empty() {
-                let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-                let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-                let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-                    dechunk(body)
-                } else {
-                    body.to_string()
-                };
-                if status != 503 {
-                    return (status, body);
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "port {port} never answered");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Decodes a chunked HTTP/1.1 body.
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 #[test]
 fn play_serves_the_random_generator_example_and_stops_on_ctrl_c() {
     let data = DataDir::new("serve");
@@ -251,6 +173,8 @@ fn every_example_is_valid() {
             .flatten()
             .map(|f| f.path())
             .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+            // A `capstan up --node-config` file, not a manifest.
+            .filter(|f| !f.ends_with("node-config.yaml"))
             .collect();
         // Files without a Pod (a shared ConfigMap) go along with each Pod file of the folder.
         let (pods, shared): (Vec<_>, Vec<_>) = files

