@@ -25,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Start an all-in-one cluster (API server, scheduler, controllers, nodes) until Ctrl-C.
     Up(crate::up::UpArgs),
+    /// Run a node that joins a cluster served by another process, until Ctrl-C.
+    Node(crate::join::NodeArgs),
     /// Run the Pods of Kubernetes manifests on this machine until they finish or Ctrl-C.
     Play(crate::play::PlayArgs),
     /// Manage the components that serve image names.
@@ -63,6 +65,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let data_dir = data_dir(cli.data_dir);
     match cli.command {
         Command::Up(args) => crate::up::up(data_dir, args).await,
+        Command::Node(args) => crate::join::node(data_dir, args).await,
         Command::Play(args) => crate::play::play(data_dir, args).await,
         Command::Logs(args) => crate::logs::logs(&data_dir, args).await,
         Command::Image { command } => {

@@ -33,6 +33,8 @@ pub struct NodeConfig {
     /// Memory capacity as a quantity (`8Gi`); the machine's when absent.
     pub memory: Option<String>,
     pub max_pods: Option<i64>,
+    /// How long the node's Lease lasts without renewal (40 s by default, as the kubelet's).
+    pub lease_duration_seconds: Option<i32>,
 }
 
 /// Why a cluster could not be configured or started.
@@ -59,7 +61,7 @@ pub enum ClusterError {
 }
 
 impl NodeConfig {
-    /// `count` identical nodes: `capstan` alone, or `capstan-1`, `capstan-2`...
+    /// `count` identical nodes: `capstan` alone, or `capstan-1`, `capstan-2`... (none for 0).
     pub fn numbered(count: usize) -> Vec<NodeConfig> {
         if count == 1 {
             return vec![NodeConfig {
@@ -125,11 +127,27 @@ pub struct Cluster {
     /// Where the API server listens.
     pub addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
+    /// Each node's agent task, by node name.
+    nodes: Vec<(String, JoinHandle<()>)>,
+}
+
+impl Cluster {
+    /// Stops a node's agent, as a node that loses power: its pods stop with it and its Lease
+    /// is no longer renewed. Returns whether the node was running.
+    pub fn stop_node(&mut self, name: &str) -> bool {
+        match self.nodes.iter().position(|(n, _)| n == name) {
+            Some(i) => {
+                self.nodes.remove(i).1.abort();
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in self.tasks.iter().chain(self.nodes.iter().map(|(_, t)| t)) {
             t.abort();
         }
     }
@@ -171,6 +189,7 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
     let base = Runtime::new(base)?;
     let machine = (base.allocatable().0, base.allocatable().1);
     let client = LocalClient::new(Arc::clone(&api));
+    let mut agents = Vec::new();
     for (i, node) in config.nodes.iter().enumerate() {
         let node_dir = config.data_dir.join("nodes").join(&node.name);
         let mut rc = RuntimeConfig::new(&node_dir);
@@ -186,11 +205,62 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
             labels: node.labels.clone(),
             taints: node.taints.clone(),
             max_pods: node.max_pods,
+            lease_duration_seconds: node.lease_duration_seconds,
         };
         let agent = Agent::new(Arc::clone(&client), runtime, opts);
-        tasks.push(tokio::spawn(agent.run()));
+        agents.push((node.name.clone(), tokio::spawn(agent.run())));
     }
-    Ok(Cluster { api, addr, tasks })
+    Ok(Cluster {
+        api,
+        addr,
+        tasks,
+        nodes: agents,
+    })
+}
+
+/// A node of a cluster served by another process (`capstan node --server URL`): the same
+/// agent, talking to the API server over HTTP.
+pub async fn join(
+    server: &str,
+    node: NodeConfig,
+    data_dir: &Path,
+    allow_host_path: bool,
+    pod_network: std::net::Ipv4Addr,
+) -> Result<JoinHandle<()>, ClusterError> {
+    let client = crate::client::Client::new(server).map_err(|e| ClusterError::Node {
+        node: node.name.clone(),
+        field: "server",
+        reason: e.to_string(),
+    })?;
+    let mut base = RuntimeConfig::new(data_dir);
+    base.allow_host_path = allow_host_path;
+    let base = Runtime::new(base)?;
+    let machine = (base.allocatable().0, base.allocatable().1);
+    let node_dir = data_dir.join("nodes").join(&node.name);
+    let mut rc = RuntimeConfig::new(&node_dir);
+    rc.node_name = node.name.clone();
+    rc.allow_host_path = allow_host_path;
+    rc.capacity = node.capacity(machine)?;
+    rc.pod_network = pod_network;
+    let runtime = base.sibling(rc);
+    let opts = NodeOptions {
+        name: node.name.clone(),
+        labels: node.labels.clone(),
+        taints: node.taints.clone(),
+        max_pods: node.max_pods,
+        lease_duration_seconds: node.lease_duration_seconds,
+    };
+    let agent = Agent::new(crate::node_client::RemoteClient::new(client), runtime, opts);
+    Ok(tokio::spawn(agent.run()))
+}
+
+/// A pod address block for a node joining from elsewhere, from its name: one of
+/// 10.100.0.0/16 … 10.227.0.0/16, away from the all-in-one nodes' 10.88 onwards.
+pub fn pod_network_for(name: &str) -> std::net::Ipv4Addr {
+    let hash = name
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    std::net::Ipv4Addr::new(10, 100 + (hash % 128) as u8, 0, 0)
 }
 
 #[cfg(test)]

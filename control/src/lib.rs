@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod client;
 pub mod cluster;
 pub mod controllers;
 pub mod events;

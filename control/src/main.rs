@@ -1,6 +1,7 @@
 //! `capstan`: the command line. Thin: parses flags, calls the runtime and prints.
 
 mod cli;
+mod join;
 mod logs;
 mod play;
 mod up;

@@ -82,12 +82,7 @@ impl Runtime {
         Ok(Self::build(engine, images, Arc::default(), config))
     }
 
-    fn build(
-        engine: WasmEngine,
-        images: Arc<ImageStore>,
-        programs: Arc<Programs>,
-        config: RuntimeConfig,
-    ) -> Self {
+    fn build(engine: WasmEngine, images: Arc<ImageStore>, programs: Arc<Programs>, config: RuntimeConfig) -> Self {
         let volume_policy = VolumePolicy {
             allow_host_path: config.allow_host_path,
             claims_dir: config.data_dir.join("claims"),

@@ -34,6 +34,53 @@ fn typed<T: serde::de::DeserializeOwned>(items: Vec<Value>) -> Vec<T> {
 }
 
 impl Api {
+    /// The Priority plugin: a pod's `priorityClassName` (or the global default class) becomes
+    /// its `priority` and `preemptionPolicy`; an unknown class is refused.
+    pub(crate) fn admit_priority(&self, info: &ResourceInfo, object: &mut Value) -> Result<(), ApiError> {
+        if info.kind != "Pod" {
+            return Ok(());
+        }
+        let classes = find("scheduling.k8s.io", "v1", "priorityclasses").expect("served");
+        let name = object["spec"]["priorityClassName"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        let class = match &name {
+            Some(name) => match self.get(classes, None, name) {
+                Ok(class) => Some(class),
+                Err(ApiError::NotFound { .. }) => {
+                    return Err(forbidden(
+                        info,
+                        name_of(object),
+                        format!("no PriorityClass with name {name} was found"),
+                    ));
+                }
+                Err(e) => return Err(e),
+            },
+            None => {
+                let (all, _) = self.list_items(classes, None, &ListOptions::default())?;
+                all.into_iter().find(|c| c["globalDefault"] == Value::Bool(true))
+            }
+        };
+        let spec = &mut object["spec"];
+        match class {
+            Some(class) => {
+                spec["priorityClassName"] = class["metadata"]["name"].clone();
+                spec["priority"] = class["value"].clone();
+                spec["preemptionPolicy"] = class
+                    .get("preemptionPolicy")
+                    .cloned()
+                    .unwrap_or_else(|| json!("PreemptLowerPriority"));
+            }
+            None => {
+                if spec.get("priority").is_none_or(Value::is_null) {
+                    spec["priority"] = json!(0);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// LimitRange defaults and bounds for a pod being created in `ns`.
     pub(crate) fn admit_limit_ranges(&self, info: &ResourceInfo, ns: &str, object: &mut Value) -> Result<(), ApiError> {
         if info.kind != "Pod" {

@@ -133,12 +133,32 @@ impl Api {
             .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))?
     }
 
-    /// Creates the namespaces every cluster has, if missing.
+    /// Creates what every cluster has, if missing: the system namespaces and the two system
+    /// PriorityClasses.
     pub fn bootstrap(&self) -> Result<(), ApiError> {
-        let info = resources::find("", "v1", "namespaces").expect("namespaces are served");
-        for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-            match self.create(info, None, ns, &WriteOptions::default()) {
+        let namespaces = resources::find("", "v1", "namespaces").expect("namespaces are served");
+        let classes = resources::find("scheduling.k8s.io", "v1", "priorityclasses").expect("served");
+        let mut objects: Vec<(&ResourceInfo, Value)> = ["default", "kube-system", "kube-public", "kube-node-lease"]
+            .into_iter()
+            .map(|name| {
+                (
+                    namespaces,
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+                )
+            })
+            .collect();
+        for (name, value) in [
+            ("system-cluster-critical", 2_000_000_000),
+            ("system-node-critical", 2_000_001_000),
+        ] {
+            objects.push((
+                classes,
+                json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
+                    "value": value, "description": "Used for system critical pods that must not be moved from their current node."}),
+            ));
+        }
+        for (info, object) in objects {
+            match self.create(info, None, object, &WriteOptions::default()) {
                 Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -218,6 +238,7 @@ impl Api {
             let ns = namespace.as_deref().unwrap_or_default();
             self.check_namespace_open(ns)?;
             self.admit_limit_ranges(info, ns, &mut object)?;
+            self.admit_priority(info, &mut object)?;
             if info.kind == "ResourceQuota" {
                 object["status"] = self.quota_status(&object)?;
             }

@@ -453,7 +453,9 @@ fn admit_priority_class(pc: &mut PriorityClass, _: Write<'_>) -> Vec<FieldError>
     pc.preemption_policy
         .get_or_insert_with(|| "PreemptLowerPriority".into());
     let mut errs = validate_object_meta(&pc.metadata);
-    if pc.value > 1_000_000_000 {
+    // Higher values are reserved for the system classes the server creates itself.
+    let system = pc.metadata.name.as_deref().is_some_and(|n| n.starts_with("system-"));
+    if pc.value > 1_000_000_000 && !system {
         errs.push(FieldError::forbidden(
             "value",
             "maximum allowed value of a user defined priority is 1000000000",

@@ -24,9 +24,6 @@ use self::decide::{Action, Local, decide};
 pub use self::node::NodeOptions;
 use crate::{PodHandle, Runtime};
 
-/// How often the node's Lease is renewed: a quarter of its duration, as the kubelet does.
-pub const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(10);
-
 /// How long to wait before retrying the control plane after a failure. Edge nodes have flaky
 /// links: the agent keeps its pods running and retries, it never gives up.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -102,7 +99,12 @@ impl<C: ClusterClient> Agent<C> {
             tracing::warn!(node = %name, error = %e, "registering the node failed; retrying");
             tokio::time::sleep(RETRY_DELAY).await;
         }
-        let _heartbeat = AbortOnDrop(tokio::spawn(heartbeat(Arc::clone(&self.client), name.clone())));
+        let lease_duration = self.opts.lease_duration();
+        let _heartbeat = AbortOnDrop(tokio::spawn(heartbeat(
+            Arc::clone(&self.client),
+            name.clone(),
+            lease_duration,
+        )));
         let (finished_tx, mut finished_rx) = mpsc::unbounded_channel::<String>();
         let mut managed: HashMap<String, Managed> = HashMap::new();
         loop {
@@ -277,11 +279,16 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn heartbeat<C: ClusterClient>(client: Arc<C>, node: String) {
+/// Renews the Lease every quarter of its duration, as the kubelet does.
+async fn heartbeat<C: ClusterClient>(client: Arc<C>, node: String, duration_seconds: i32) {
+    let every = Duration::from_millis(duration_seconds as u64 * 1000 / 4);
     loop {
-        if let Err(e) = client.renew_lease(node::lease(&node, crate::status::now())).await {
+        if let Err(e) = client
+            .renew_lease(node::lease(&node, duration_seconds, crate::status::now()))
+            .await
+        {
             tracing::warn!(node = %node, error = %e, "renewing the node lease failed");
         }
-        tokio::time::sleep(LEASE_RENEW_INTERVAL).await;
+        tokio::time::sleep(every).await;
     }
 }

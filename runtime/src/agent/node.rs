@@ -29,6 +29,15 @@ pub struct NodeOptions {
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
     pub max_pods: Option<i64>,
+    /// How long the node's Lease is valid without renewal; [`LEASE_DURATION_SECONDS`] when
+    /// unset. Renewed every quarter of it.
+    pub lease_duration_seconds: Option<i32>,
+}
+
+impl NodeOptions {
+    pub fn lease_duration(&self) -> i32 {
+        self.lease_duration_seconds.unwrap_or(LEASE_DURATION_SECONDS).max(1)
+    }
 }
 
 /// The node's Node object, Ready, with its capacity and labels.
@@ -108,8 +117,8 @@ pub fn ready_condition(ready: bool, now: Timestamp) -> NodeCondition {
     }
 }
 
-/// The node's heartbeat Lease, renewed now.
-pub fn lease(node: &str, now: Timestamp) -> Lease {
+/// The node's heartbeat Lease, renewed now, valid for `duration_seconds`.
+pub fn lease(node: &str, duration_seconds: i32, now: Timestamp) -> Lease {
     Lease {
         metadata: ObjectMeta {
             name: Some(node.to_owned()),
@@ -118,7 +127,7 @@ pub fn lease(node: &str, now: Timestamp) -> Lease {
         },
         spec: Some(LeaseSpec {
             holder_identity: Some(node.to_owned()),
-            lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
+            lease_duration_seconds: Some(duration_seconds),
             renew_time: Some(MicroTime(now)),
             ..Default::default()
         }),
@@ -140,6 +149,7 @@ mod tests {
                 ..Default::default()
             }],
             max_pods: None,
+            lease_duration_seconds: None,
         };
         let node = node_object(&opts, (2000, 4 << 30, 1 << 40), "10.0.0.1", Timestamp::UNIX_EPOCH);
         let labels = node.metadata.labels.unwrap();

@@ -1,0 +1,115 @@
+//! Nodes in an in-process cluster (`cluster::up`, real runtime): a node that stops renewing
+//! its Lease becomes NotReady, is tainted unreachable, and its pods are evicted and replaced on
+//! the nodes that remain.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use capstan_control::api::Api;
+use capstan_control::api::registry::{ListOptions, WriteOptions};
+use capstan_control::api::resources::find;
+use capstan_control::cluster::{self, ClusterConfig, NodeConfig};
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn pods(api: &Arc<Api>) -> Vec<Value> {
+    let (items, _) = api
+        .list_items(
+            find("", "v1", "pods").unwrap(),
+            Some("default"),
+            &ListOptions::default(),
+        )
+        .unwrap();
+    items
+}
+
+fn running_on(pod: &Value) -> Option<String> {
+    let live = pod["metadata"].get("deletionTimestamp").is_none_or(Value::is_null);
+    (live && pod["status"]["phase"] == "Running")
+        .then(|| pod["spec"]["nodeName"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_renewing_its_lease_loses_its_pods_to_the_others() {
+    let dir = std::env::temp_dir().join(format!("capstan-nodes-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let node = |name: &str| NodeConfig {
+        name: name.into(),
+        lease_duration_seconds: Some(2),
+        ..Default::default()
+    };
+    let mut cluster = cluster::up(ClusterConfig {
+        data_dir: dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        nodes: vec![node("edge-1"), node("edge-2")],
+        allow_host_path: false,
+    })
+    .await
+    .expect("cluster starts");
+    let api = Arc::clone(&cluster.api);
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "k8spatterns/random-generator:1.0"}]}}}
+    });
+    api.create(
+        find("apps", "v1", "deployments").unwrap(),
+        Some("default"),
+        deployment,
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    // Both nodes get pods (the scheduler spreads by free capacity).
+    let victim = until("pods running on both nodes", || {
+        let nodes: Vec<String> = pods(&api).iter().filter_map(running_on).collect();
+        (nodes.len() == 4 && nodes.iter().any(|n| n == "edge-1") && nodes.iter().any(|n| n == "edge-2"))
+            .then(|| "edge-1".to_owned())
+    })
+    .await;
+
+    assert!(cluster.stop_node(&victim));
+    let node = until("the node to be marked unreachable", || {
+        let node = api.get(find("", "v1", "nodes").unwrap(), None, &victim).unwrap();
+        let tainted = node["spec"]["taints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["key"] == "node.kubernetes.io/unreachable" && t["effect"] == "NoExecute");
+        tainted.then_some(node)
+    })
+    .await;
+    let ready = node["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "Unknown", "{node}");
+
+    until("four pods running on the surviving node", || {
+        let nodes: Vec<String> = pods(&api).iter().filter_map(running_on).collect();
+        (nodes.len() == 4 && nodes.iter().all(|n| n == "edge-2")).then_some(())
+    })
+    .await;
+    // The evicted pods are marked for deletion: nothing runs them to confirm it.
+    let evicted = pods(&api)
+        .iter()
+        .filter(|p| p["spec"]["nodeName"] == victim.as_str())
+        .all(|p| p["metadata"].get("deletionTimestamp").is_some());
+    assert!(evicted);
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
