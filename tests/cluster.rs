@@ -136,7 +136,11 @@ fn image(pod: &Value) -> &str {
 
 /// Polls the pods of `selector` in the background, handing each list to `observe`, until
 /// the returned flag is set.
-fn monitor(up: &Up, selector: &str, observe: impl Fn(&[Value]) + Send + 'static) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+fn monitor(
+    up: &Up,
+    selector: &str,
+    observe: impl Fn(&[Value]) + Send + 'static,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
     let stop = Arc::new(AtomicBool::new(false));
     let (addr, path) = (
         up.addr.clone(),
@@ -160,7 +164,10 @@ fn kubectl_rolls_a_deployment_forward_scales_it_and_rolls_it_back() {
     let data = DataDir::new("cluster-rollout");
     let up = Up::start(&data, &[]);
     let file = "examples/declarative-deployment/rolling-update.yaml";
-    assert!(up.kubectl_ok(&["apply", "-f", file]).contains("deployment.apps/random-generator created"));
+    assert!(
+        up.kubectl_ok(&["apply", "-f", file])
+            .contains("deployment.apps/random-generator created")
+    );
     up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
     let pods = up.pods("app%3Drandom-generator");
     assert_eq!(pods.iter().filter(|p| ready(p)).count(), 3, "{pods:#?}");
@@ -192,14 +199,28 @@ fn kubectl_rolls_a_deployment_forward_scales_it_and_rolls_it_back() {
     stop.store(true, Ordering::SeqCst);
     monitor_thread.join().unwrap();
     let (most, fewest_ready) = *bounds.lock().unwrap();
-    assert!(most >= 3 && fewest_ready <= 3, "the monitor saw the pods: {most} {fewest_ready}");
+    assert!(
+        most >= 3 && fewest_ready <= 3,
+        "the monitor saw the pods: {most} {fewest_ready}"
+    );
     assert!(most <= 4, "maxSurge 1 over 3 replicas allows 4 pods, saw {most}");
     assert!(fewest_ready >= 2, "maxUnavailable 1 keeps 2 ready, saw {fewest_ready}");
-    let pods: Vec<Value> = up.pods("app%3Drandom-generator").into_iter().filter(|p| !deleting(p)).collect();
-    assert!(pods.iter().all(|p| image(p) == "k8spatterns/random-generator:2.0"), "{pods:#?}");
+    let pods: Vec<Value> = up
+        .pods("app%3Drandom-generator")
+        .into_iter()
+        .filter(|p| !deleting(p))
+        .collect();
+    assert!(
+        pods.iter().all(|p| image(p) == "k8spatterns/random-generator:2.0"),
+        "{pods:#?}"
+    );
     let _ = watch.kill();
+    let _ = watch.wait();
     let watch_lines: Vec<String> = watched.try_iter().collect();
-    assert!(watch_lines.iter().any(|l| l.contains("Running")), "get -w printed {watch_lines:?}");
+    assert!(
+        watch_lines.iter().any(|l| l.contains("Running")),
+        "get -w printed {watch_lines:?}"
+    );
     assert!(watch_lines.len() > 6, "get -w printed the changes: {watch_lines:?}");
 
     let logs = up.kubectl_ok(&["logs", "-l", "app=random-generator"]);
@@ -207,20 +228,34 @@ fn kubectl_rolls_a_deployment_forward_scales_it_and_rolls_it_back() {
 
     up.kubectl_ok(&["scale", "deployment/random-generator", "--replicas=4"]);
     eventually("4 ready pods", DEADLINE, || {
-        (up.pods("app%3Drandom-generator").iter().filter(|p| ready(p) && !deleting(p)).count() == 4).then_some(())
+        (up.pods("app%3Drandom-generator")
+            .iter()
+            .filter(|p| ready(p) && !deleting(p))
+            .count()
+            == 4)
+            .then_some(())
     });
 
     up.kubectl_ok(&["rollout", "undo", "deployment/random-generator"]);
     up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
     let history = up.kubectl_ok(&["rollout", "history", "deployment/random-generator"]);
-    assert!(history.contains('2') && history.contains('3') && !history.contains("\n1 "), "{history}");
+    assert!(
+        history.contains('2') && history.contains('3') && !history.contains("\n1 "),
+        "{history}"
+    );
     eventually("every pod back on 1.0", DEADLINE, || {
-        let pods: Vec<Value> = up.pods("app%3Drandom-generator").into_iter().filter(|p| !deleting(p)).collect();
+        let pods: Vec<Value> = up
+            .pods("app%3Drandom-generator")
+            .into_iter()
+            .filter(|p| !deleting(p))
+            .collect();
         (pods.len() == 4 && pods.iter().all(|p| image(p) == "k8spatterns/random-generator:1.0")).then_some(())
     });
 
     up.kubectl_ok(&["delete", "-f", file]);
-    eventually("the pods to be collected", DEADLINE, || up.pods("app%3Drandom-generator").is_empty().then_some(()));
+    eventually("the pods to be collected", DEADLINE, || {
+        up.pods("app%3Drandom-generator").is_empty().then_some(())
+    });
     let sets = up.get("/apis/apps/v1/namespaces/default/replicasets");
     assert_eq!(sets["items"].as_array().unwrap().len(), 0, "{sets}");
 }
@@ -255,7 +290,11 @@ fn recreate_stops_every_old_pod_before_a_new_one_starts() {
     assert!(saw_old.load(Ordering::SeqCst), "the monitor saw the old pods");
     assert!(!overlap.load(Ordering::SeqCst), "old and new pods ran side by side");
     let pods = up.pods("app%3Drandom-generator");
-    assert_eq!(pods.iter().filter(|p| ready(p) && image(p).ends_with(":2.0")).count(), 3, "{pods:#?}");
+    assert_eq!(
+        pods.iter().filter(|p| ready(p) && image(p).ends_with(":2.0")).count(),
+        3,
+        "{pods:#?}"
+    );
 }
 
 #[test]
@@ -293,7 +332,10 @@ fn apply_and_place(up: &Up, file: &str) -> String {
 #[test]
 fn the_books_placement_examples_land_where_they_should_on_three_nodes() {
     let data = DataDir::new("cluster-placement");
-    let up = Up::start(&data, &["--node-config", "examples/automated-placement/node-config.yaml"]);
+    let up = Up::start(
+        &data,
+        &["--node-config", "examples/automated-placement/node-config.yaml"],
+    );
     let nodes = up.kubectl_ok(&["get", "nodes", "-o", "name"]);
     assert_eq!(nodes.lines().count(), 3, "{nodes}");
     eventually("three ready nodes", DEADLINE, || {
@@ -302,9 +344,15 @@ fn the_books_placement_examples_land_where_they_should_on_three_nodes() {
     });
 
     // Example 6-1: nodeSelector disktype=ssd → node-1 only.
-    assert_eq!(apply_and_place(&up, "examples/automated-placement/node-selector.yaml"), "node-1");
+    assert_eq!(
+        apply_and_place(&up, "examples/automated-placement/node-selector.yaml"),
+        "node-1"
+    );
     // Example 6-2: more than 3 cores → node-1 only.
-    assert_eq!(apply_and_place(&up, "examples/automated-placement/node-affinity.yaml"), "node-1");
+    assert_eq!(
+        apply_and_place(&up, "examples/automated-placement/node-affinity.yaml"),
+        "node-1"
+    );
     // Example 6-3: in the zone of the confidential=high pod (node-2, zone a): node-1 or node-2.
     up.kubectl_ok(&["apply", "-f", "examples/automated-placement/confidential-pod.yaml"]);
     assert_eq!(bound_node(&up, "confidential"), "node-2");
@@ -313,7 +361,10 @@ fn the_books_placement_examples_land_where_they_should_on_three_nodes() {
     // Example 6-5: tolerating the master taint makes the tainted node a candidate; pinned there
     // by name's label it runs, and without the toleration it cannot.
     let tolerating = std::fs::read_to_string(repo().join("examples/automated-placement/toleration.yaml")).unwrap();
-    let pinned = tolerating.replace("  tolerations:", "  nodeSelector:\n    security-zone: b\n  tolerations:");
+    let pinned = tolerating.replace(
+        "  tolerations:",
+        "  nodeSelector:\n    security-zone: b\n  tolerations:",
+    );
     let pinned_file = data.0.join("pinned.yaml");
     std::fs::write(&pinned_file, &pinned).unwrap();
     assert_eq!(apply_and_place(&up, pinned_file.to_str().unwrap()), "master");
@@ -344,8 +395,15 @@ fn write_burst(addr: String, writer: usize, acked: mpsc::Sender<String>, stop: A
             return;
         }
         let name = format!("burst-{writer}-{i}");
-        let body = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"i":"{i}"}}}}"#);
-        match http(&addr, "POST", "/api/v1/namespaces/default/configmaps", "application/json", &body) {
+        let body =
+            format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"i":"{i}"}}}}"#);
+        match http(
+            &addr,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            &body,
+        ) {
             Ok((201, _)) => {
                 if acked.send(name).is_err() {
                     return;
@@ -391,5 +449,10 @@ fn sigkill_during_a_burst_of_writes_loses_no_acknowledged_object() {
         .filter_map(|c| c["metadata"]["name"].as_str())
         .collect();
     let lost: Vec<&String> = acked.iter().filter(|n| !stored.contains(n.as_str())).collect();
-    assert!(lost.is_empty(), "{} of {} acknowledged writes lost: {lost:?}", lost.len(), acked.len());
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes lost: {lost:?}",
+        lost.len(),
+        acked.len()
+    );
 }

@@ -27,6 +27,45 @@ pub struct UpArgs {
     /// Allow `hostPath` volumes (they expose this machine's files to the guests).
     #[arg(long)]
     pub allow_host_path: bool,
+    /// Manifests to create once the cluster is up (files; objects that exist are left alone).
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Creates the objects of `files` through the API (with its admission), as `kubectl create`
+/// would; an object that already exists (a restart on the same data) is left as it is.
+async fn create_from(api: &std::sync::Arc<capstan_control::api::Api>, files: &[PathBuf]) -> Result<()> {
+    use capstan_control::api::ApiError;
+    use capstan_control::api::registry::WriteOptions;
+    use capstan_control::api::resources::find_kind;
+    for file in files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let options = serde_saphyr::options! { legacy_octal_numbers: true };
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple_with_options(&text, options)
+            .with_context(|| format!("{}: invalid YAML", file.display()))?;
+        for doc in docs.into_iter().filter(|d| !d.is_null()) {
+            let api_version = doc["apiVersion"].as_str().unwrap_or_default().to_owned();
+            let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+            let info = find_kind(&api_version, &kind)
+                .with_context(|| format!("{}: no resource for {api_version} {kind}", file.display()))?;
+            let ns = doc["metadata"]["namespace"].as_str().unwrap_or("default").to_owned();
+            let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+            let created = api
+                .call(move |a| a.create(info, Some(&ns), doc, &WriteOptions::default()))
+                .await;
+            // kubectl's `deployment.apps/NAME` form.
+            let shown = match info.group {
+                "" => format!("{}/{name}", info.singular),
+                group => format!("{}.{group}/{name}", info.singular),
+            };
+            match created {
+                Ok(_) => eprintln!("capstan: {shown} created"),
+                Err(ApiError::AlreadyExists { .. }) => eprintln!("capstan: {shown} exists"),
+                Err(e) => anyhow::bail!("{}: {e}", file.display()),
+            }
+        }
+    }
+    Ok(())
 }
 
 pub async fn up(data_dir: PathBuf, args: UpArgs) -> Result<ExitCode> {
@@ -53,6 +92,7 @@ pub async fn up(data_dir: PathBuf, args: UpArgs) -> Result<ExitCode> {
     eprintln!("capstan: API server at {server}; nodes: {names}");
     eprintln!("capstan: kubeconfig context \"capstan\" written to {}", path.display());
     eprintln!("capstan: data in {}; Ctrl-C stops the cluster", data_dir.display());
+    create_from(&cluster.api, &args.files).await?;
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     eprintln!("capstan: stopping");
     drop(cluster);
