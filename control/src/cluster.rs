@@ -206,6 +206,7 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
             taints: node.taints.clone(),
             max_pods: node.max_pods,
             lease_duration_seconds: node.lease_duration_seconds,
+            endpoint_port: None,
         };
         let agent = Agent::new(Arc::clone(&client), runtime, opts);
         agents.push((node.name.clone(), tokio::spawn(agent.run())));
@@ -226,6 +227,7 @@ pub async fn join(
     data_dir: &Path,
     allow_host_path: bool,
     pod_network: std::net::Ipv4Addr,
+    endpoint: SocketAddr,
 ) -> Result<JoinHandle<()>, ClusterError> {
     let client = crate::client::Client::new(server).map_err(|e| ClusterError::Node {
         node: node.name.clone(),
@@ -242,16 +244,33 @@ pub async fn join(
     rc.allow_host_path = allow_host_path;
     rc.capacity = node.capacity(machine)?;
     rc.pod_network = pod_network;
+    rc.host_ip = endpoint.ip().to_string();
     let runtime = base.sibling(rc);
+    // The endpoint the API server reaches for this node's container logs.
+    let listener = tokio::net::TcpListener::bind(endpoint)
+        .await
+        .map_err(|source| ClusterError::Listen { addr: endpoint, source })?;
+    let port = listener
+        .local_addr()
+        .map_err(|source| ClusterError::Listen { addr: endpoint, source })?
+        .port();
+    let logs = tokio::spawn(crate::node_logs::serve(
+        listener,
+        Arc::new(FileLogs { data_dir: node_dir.clone() }),
+    ));
     let opts = NodeOptions {
         name: node.name.clone(),
         labels: node.labels.clone(),
         taints: node.taints.clone(),
         max_pods: node.max_pods,
         lease_duration_seconds: node.lease_duration_seconds,
+        endpoint_port: Some(i32::from(port)),
     };
     let agent = Agent::new(crate::node_client::RemoteClient::new(client), runtime, opts);
-    Ok(tokio::spawn(agent.run()))
+    Ok(tokio::spawn(async move {
+        agent.run().await;
+        logs.abort();
+    }))
 }
 
 /// A pod address block for a node joining from elsewhere, from its name: one of

@@ -29,6 +29,10 @@ pub struct NodeArgs {
     /// Allow `hostPath` volumes.
     #[arg(long)]
     pub allow_host_path: bool,
+    /// The node's own endpoint (container logs for the API server): the address the
+    /// control plane reaches this node at, and the port (0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:10250")]
+    pub endpoint: std::net::SocketAddr,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -52,7 +56,7 @@ pub async fn node(data_dir: PathBuf, args: NodeArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     let network = args.pod_network.unwrap_or_else(|| cluster::pod_network_for(&name));
-    let task = cluster::join(&args.server, config, &data_dir, args.allow_host_path, network).await?;
+    let task = cluster::join(&args.server, config, &data_dir, args.allow_host_path, network, args.endpoint).await?;
     eprintln!("capstan: node {name} joining {}; Ctrl-C stops it", args.server);
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     task.abort();

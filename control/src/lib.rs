@@ -14,5 +14,6 @@ pub mod events;
 pub mod kubeconfig;
 pub mod manager;
 pub mod node_client;
+pub mod node_logs;
 pub mod scheduler;
 pub mod store;

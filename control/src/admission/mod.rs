@@ -94,6 +94,12 @@ impl Api {
         let ranges: Vec<LimitRange> = typed(ranges);
         let mut pod: Pod = serde_json::from_value(object.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
         limit_range::admit_pod(&mut pod, &ranges).map_err(|e| forbidden(info, name_of(object), e.to_string()))?;
+        // kube-apiserver computes the QoS class in the pod strategy's PrepareForCreate, which
+        // runs after mutating admission: the class is that of the defaulted resources.
+        let qos = capstan_core::defaults::qos_class(&pod).to_owned();
+        if let Some(status) = pod.status.as_mut() {
+            status.qos_class = Some(qos);
+        }
         *object = serde_json::to_value(&pod).map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok(())
     }

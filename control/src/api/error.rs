@@ -30,6 +30,8 @@ pub enum ApiError {
     /// The object failed validation (422 Invalid); one cause per field.
     #[error("{}", invalid_message(kind, name, causes))]
     Invalid {
+        /// The kind qualified by its group, as apimachinery's `GroupKind.String()`:
+        /// `Pod`, `Deployment.apps`, `Scale.autoscaling`.
         kind: String,
         name: String,
         causes: Vec<FieldError>,
@@ -82,8 +84,13 @@ impl ApiError {
     }
 
     pub fn invalid(info: &ResourceInfo, name: &str, causes: Vec<FieldError>) -> Self {
+        let kind = if info.group.is_empty() {
+            info.kind.to_owned()
+        } else {
+            format!("{}.{}", info.kind, info.group)
+        };
         ApiError::Invalid {
-            kind: info.kind.to_owned(),
+            kind,
             name: name.to_owned(),
             causes,
         }
@@ -166,8 +173,12 @@ impl ApiError {
                     .iter()
                     .map(|c| json!({"reason": cause_reason(&c.reason), "message": c.reason, "field": c.path}))
                     .collect();
-                Some(json!({"name": name, "kind": kind, "causes": causes}))
+                let mut details = details(kind, name);
+                details["causes"] = Value::from(causes);
+                Some(details)
             }
+            // NewGenericServerResponse's: empty, but present.
+            ApiError::NoSuchPath | ApiError::MethodNotAllowed => Some(json!({})),
             _ => None,
         };
         if let Some(details) = details {
@@ -177,8 +188,8 @@ impl ApiError {
     }
 }
 
-/// `details` of a Status: `kind` is the resource, qualified by group (`deployments.apps` →
-/// group `apps`, kind `deployments`), as apimachinery fills it.
+/// `details` of a Status: `kind` is the resource (or, for Invalid, the kind), qualified by
+/// group (`deployments.apps` → group `apps`, kind `deployments`), as apimachinery fills it.
 fn details(resource: &str, name: &str) -> Value {
     match resource.split_once('.') {
         Some((plural, group)) => json!({"name": name, "group": group, "kind": plural}),
@@ -246,6 +257,16 @@ mod tests {
         assert_eq!(
             s["message"],
             "Pod \"p\" is invalid: [a: Required value, b: Invalid value: \"x\": bad]"
+        );
+
+        let s = ApiError::invalid(deploy, "d", vec![FieldError::required("spec.selector", "")]).status();
+        assert_eq!(
+            s["message"],
+            "Deployment.apps \"d\" is invalid: spec.selector: Required value"
+        );
+        assert_eq!(
+            (s["details"]["kind"].as_str(), s["details"]["group"].as_str()),
+            (Some("Deployment"), Some("apps"))
         );
 
         let s = ApiError::Gone {

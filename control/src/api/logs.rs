@@ -65,8 +65,10 @@ impl Api {
             .insert(node.to_owned(), source);
     }
 
-    /// A pod's container log, from the node that runs it.
-    pub fn logs(&self, pod: &Value, opts: LogOptions) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+    /// A pod's container log, from the node that runs it; `None` for a pod no node runs yet,
+    /// which has no log to stream (kube-apiserver's `LogLocation` has no location for it and
+    /// the request is answered 204 No Content). The container is checked either way.
+    pub fn logs(&self, pod: &Value, opts: LogOptions) -> Result<Option<mpsc::Receiver<Bytes>>, ApiError> {
         let name = pod["metadata"]["name"].as_str().unwrap_or_default();
         let containers: Vec<&str> = pod["spec"]["containers"]
             .as_array()
@@ -102,18 +104,76 @@ impl Api {
         };
         let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
         if node.is_empty() {
-            return Err(ApiError::BadRequest(format!(
-                "container \"{container}\" in pod \"{name}\" is waiting to start: pod is not scheduled"
-            )));
+            return Ok(None);
         }
-        let source = self
+        let local = self
             .node_logs
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(node)
-            .cloned()
-            .ok_or_else(|| ApiError::Internal(format!("node {node:?} serves no logs")))?;
-        source.open(pod, &container, &opts)
+            .cloned();
+        match local {
+            Some(source) => source.open(pod, &container, &opts).map(Some),
+            None => self.remote_logs(node, pod, &container, &opts).map(Some),
+        }
+    }
+
+    /// Forwards a log request to a node in another process, at the endpoint its Node object
+    /// advertises (`InternalIP`, `daemonEndpoints.kubeletEndpoint.port`), as the apiserver
+    /// asks the kubelet.
+    fn remote_logs(&self, node: &str, pod: &Value, container: &str, opts: &LogOptions) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+        let nodes = super::resources::find("", "v1", "nodes").expect("nodes are served");
+        let node_obj = self.get(nodes, None, node)?;
+        let ip = node_obj["status"]["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["type"] == "InternalIP")
+            .and_then(|a| a["address"].as_str());
+        let port = node_obj["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_i64();
+        let (Some(ip), Some(port)) = (ip, port) else {
+            return Err(ApiError::Internal(format!("node {node:?} advertises no endpoint for logs")));
+        };
+        let meta = &pod["metadata"];
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("uid", meta["uid"].as_str().unwrap_or_default());
+        if opts.follow {
+            query.append_pair("follow", "true");
+        }
+        if opts.previous {
+            query.append_pair("previous", "true");
+        }
+        if let Some(n) = opts.tail_lines {
+            query.append_pair("tailLines", &n.to_string());
+        }
+        if let Some(n) = opts.limit_bytes {
+            query.append_pair("limitBytes", &n.to_string());
+        }
+        let path = format!(
+            "/containerLogs/{}/{}/{container}?{}",
+            meta["namespace"].as_str().unwrap_or_default(),
+            meta["name"].as_str().unwrap_or_default(),
+            query.finish()
+        );
+        let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_owned() };
+        let client = crate::client::Client::new(&format!("http://{host}:{port}"))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            match client.stream(&path).await {
+                Ok(mut chunks) => {
+                    while let Some(chunk) = chunks.recv().await {
+                        if tx.send(chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Bytes::from(format!("error reading the log from the node: {e}\n"))).await;
+                }
+            }
+        });
+        Ok(rx)
     }
 }
 

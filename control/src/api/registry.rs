@@ -236,7 +236,7 @@ impl Api {
         let namespace = namespace_of(&object).map(str::to_owned);
         if info.namespaced {
             let ns = namespace.as_deref().unwrap_or_default();
-            self.check_namespace_open(ns)?;
+            self.check_namespace_open(info, &name, ns)?;
             self.admit_limit_ranges(info, ns, &mut object)?;
             self.admit_priority(info, &mut object)?;
             if info.kind == "ResourceQuota" {
@@ -249,7 +249,11 @@ impl Api {
         let meta = meta_mut(&mut object)?;
         meta.insert("uid".into(), Value::from(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), timestamp(now()));
-        meta.insert("generation".into(), Value::from(1));
+        if tracks_generation(info) {
+            meta.insert("generation".into(), Value::from(1));
+        } else {
+            meta.remove("generation");
+        }
         for transient in [
             "resourceVersion",
             "deletionTimestamp",
@@ -270,14 +274,15 @@ impl Api {
         Ok(Written { object, warnings })
     }
 
-    /// Refuses new objects in a namespace that does not exist or is being deleted.
-    fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
+    /// Refuses new objects in a namespace that does not exist or is being deleted. The
+    /// refusal names the object being created, as the NamespaceLifecycle plugin's does.
+    fn check_namespace_open(&self, info: &ResourceInfo, name: &str, ns: &str) -> Result<(), ApiError> {
         let namespaces = resources::find("", "v1", "namespaces").expect("namespaces are served");
         let (namespace, _) = self.read(namespaces, None, ns)?;
         if namespace["metadata"].get("deletionTimestamp").is_some() {
             return Err(ApiError::Forbidden {
-                resource: "namespaces".into(),
-                name: ns.into(),
+                resource: info.qualified(),
+                name: name.into(),
                 detail: format!("unable to create new content in namespace {ns} because it is being terminated"),
             });
         }
@@ -345,7 +350,7 @@ impl Api {
         if info.namespaced && !status_only && !opts.dry_run {
             self.charge_quotas(info, ns.unwrap_or_default(), &object, Some(old))?;
         }
-        if !status_only && spec_changed(&object, old) {
+        if tracks_generation(info) && !status_only && spec_changed(&object, old) {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             meta_mut(&mut object)?.insert("generation".into(), Value::from(generation));
         }
@@ -460,7 +465,9 @@ impl Api {
         }
         let grace = graceful_period(info, &object, opts.grace_period_seconds);
         let already_deleting = object["metadata"].get("deletionTimestamp").is_some();
-        if finalizers.is_empty() && grace == 0 {
+        // A namespace always goes through Terminating: the namespace controller empties it
+        // and then removes it (its `spec.finalizers`, which are not metadata's).
+        if finalizers.is_empty() && grace == 0 && info.kind != "Namespace" {
             if opts.dry_run {
                 return Ok(Deleted {
                     body: object,
@@ -482,18 +489,42 @@ impl Api {
         // Pending: mark the deletion (a later, shorter grace period may shorten it).
         let meta = meta_mut(&mut object)?;
         let current_grace = meta.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
-        if !already_deleting || current_grace.is_some_and(|g| grace < g) {
+        let mut changed = meta.get("finalizers").and_then(Value::as_array).map_or(0, Vec::len) != finalizers.len();
+        if !already_deleting {
             let deadline = now()
                 .checked_add(SignedDuration::from_secs(grace.max(0)))
                 .unwrap_or_else(|_| now());
             meta.insert("deletionTimestamp".into(), timestamp(deadline));
             meta.insert("deletionGracePeriodSeconds".into(), Value::from(grace));
+            // Controllers of an object being deleted change what they do, so its generation
+            // moves on (apimachinery's BeforeDelete and store.go, for objects that have one).
+            if let Some(generation) = meta.get("generation").and_then(Value::as_i64).filter(|g| *g > 0) {
+                meta.insert("generation".into(), Value::from(generation + 1));
+            }
+            changed = true;
+        } else if let Some(current) = current_grace.filter(|g| grace < *g) {
+            // Shortened from the first request's time, not from now, as BeforeDelete does.
+            let marked: Option<Timestamp> = meta
+                .get("deletionTimestamp")
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse().ok());
+            let deadline = marked
+                .and_then(|t| t.checked_add(SignedDuration::from_secs(grace - current)).ok())
+                .unwrap_or_else(now);
+            meta.insert("deletionTimestamp".into(), timestamp(deadline));
+            meta.insert("deletionGracePeriodSeconds".into(), Value::from(grace));
+            changed = true;
         }
-        meta.insert("finalizers".into(), Value::Array(finalizers));
+        if finalizers.is_empty() {
+            meta.remove("finalizers");
+        } else {
+            meta.insert("finalizers".into(), Value::Array(finalizers));
+        }
         if info.kind == "Namespace" {
             object["status"]["phase"] = Value::from("Terminating");
         }
-        if opts.dry_run {
+        // A deletion already pending that this request does not shorten is left as it is.
+        if opts.dry_run || !changed {
             return Ok(Deleted {
                 body: object,
                 gone: false,
@@ -551,7 +582,8 @@ impl Api {
             .map_err(|e| ApiError::from_store(info, name, e))
     }
 
-    /// POST `pods/{name}/binding`: sets the pod's node, once.
+    /// POST `pods/{name}/binding`: sets the pod's node, once. A refusal is a Conflict on
+    /// `pods/binding`, the resource kube-apiserver's binding storage names in it.
     pub fn bind(&self, ns: &str, name: &str, binding: &Value) -> Result<Value, ApiError> {
         let pods = resources::find("", "v1", "pods").expect("pods are served");
         let node = binding["target"]["name"]
@@ -562,14 +594,14 @@ impl Api {
         let (mut pod, rev) = self.read(pods, Some(ns), name)?;
         if let Some(current) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
             return Err(ApiError::Conflict {
-                resource: "pods".into(),
+                resource: "pods/binding".into(),
                 name: name.into(),
                 detail: format!("pod {name} is already assigned to node \"{current}\""),
             });
         }
         if pod["metadata"].get("deletionTimestamp").is_some() {
             return Err(ApiError::Conflict {
-                resource: "pods".into(),
+                resource: "pods/binding".into(),
                 name: name.into(),
                 detail: format!("pod {name} is being deleted, cannot be assigned to a host"),
             });
@@ -609,7 +641,7 @@ impl Api {
     ) -> Result<Value, ApiError> {
         if replicas < 0 {
             return Err(ApiError::Invalid {
-                kind: "Scale".into(),
+                kind: "Scale.autoscaling".into(),
                 name: name.into(),
                 causes: vec![capstan_core::validate::FieldError::invalid_number(
                     "spec.replicas",
@@ -736,6 +768,12 @@ fn carry_over(info: &ResourceInfo, object: &mut Value, old: &Value, status_only:
             };
         }
     }
+}
+
+/// Whether the kind has a `metadata.generation`: those whose strategies set it (workloads,
+/// and pods since Kubernetes 1.33). A ConfigMap or a Namespace has none.
+fn tracks_generation(info: &ResourceInfo) -> bool {
+    matches!(info.kind, "Pod" | "Deployment" | "ReplicaSet")
 }
 
 /// Whether anything outside `metadata` and `status` changed: what bumps `generation`.

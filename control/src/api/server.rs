@@ -250,10 +250,13 @@ async fn resource(api: Arc<Api>, target: Target, call: Call) -> Result<Response<
         (&Method::DELETE, Some(name), None) => {
             let opts = delete_options(&call)?;
             let deleted = api.call(move |a| a.delete(info, ns.as_deref(), &name, &opts)).await?;
-            let code = if deleted.gone {
-                StatusCode::OK
-            } else {
+            // kube-apiserver answers 200 even for a deletion still pending (a graceful pod, a
+            // finalizer, a namespace), and 202 only when such a request set
+            // `orphanDependents: false`: changing that would break clients, its handler says.
+            let code = if !deleted.gone && orphan_dependents_false(&call) {
                 StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
             };
             Ok(json_response(code, &deleted.body, &[]))
         }
@@ -296,8 +299,14 @@ async fn resource(api: Arc<Api>, target: Target, call: Call) -> Result<Response<
             let opts = LogOptions::from_query(&call.query)?;
             let (ns2, name2) = (ns.clone(), name.clone());
             let pod = api.call(move |a| a.get(info, Some(&ns2), &name2)).await?;
-            let rx = api.logs(&pod, opts)?;
-            Ok(stream_response("text/plain", rx))
+            match api.logs(&pod, opts)? {
+                Some(rx) => Ok(stream_response("text/plain", rx)),
+                None => {
+                    let mut resp = Response::new(Full::new(Bytes::new()).boxed());
+                    *resp.status_mut() = StatusCode::NO_CONTENT;
+                    Ok(resp)
+                }
+            }
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
@@ -391,6 +400,12 @@ fn delete_options(call: &Call) -> Result<DeleteOptions, ApiError> {
         precondition_resource_version: body["preconditions"]["resourceVersion"].as_str().map(str::to_owned),
         dry_run,
     })
+}
+
+/// Whether the DELETE asked, in its body or query, for `orphanDependents=false`.
+fn orphan_dependents_false(call: &Call) -> bool {
+    let body: Value = serde_json::from_slice(&call.body).unwrap_or(Value::Null);
+    body["orphanDependents"] == Value::Bool(false) || call.param("orphanDependents") == Some("false")
 }
 
 fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response<Body> {

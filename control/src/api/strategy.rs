@@ -405,6 +405,11 @@ fn admit_namespace(ns: &mut Namespace, write: Write<'_>) -> Vec<FieldError> {
             phase: Some("Active".into()),
             ..Default::default()
         });
+        // The namespace strategy's PrepareForCreate: the `kubernetes` finalizer, which the
+        // namespace controller holds until the namespace is empty.
+        ns.spec = Some(capstan_core::k8s_openapi::api::core::v1::NamespaceSpec {
+            finalizers: Some(vec!["kubernetes".into()]),
+        });
     }
     // The apiserver labels every namespace with its own name.
     ns.metadata

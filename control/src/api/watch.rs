@@ -58,9 +58,15 @@ impl Api {
     pub fn watch(&self, info: &ResourceInfo, ns: Option<&str>, opts: WatchOptions) -> Result<ApiWatch, ApiError> {
         let rv = opts.resource_version.as_deref().filter(|rv| !rv.is_empty());
         if opts.send_initial_events.is_some() && opts.resource_version_match.as_deref() != Some("NotOlderThan") {
-            return Err(ApiError::Unprocessable(
-                "sendInitialEvents is forbidden for watch unless resourceVersionMatch is set to NotOlderThan".into(),
-            ));
+            // apimachinery's validateWatchOptions, reported as handlers/get.go does.
+            return Err(ApiError::Invalid {
+                kind: "ListOptions.meta.k8s.io".into(),
+                name: String::new(),
+                causes: vec![capstan_core::validate::FieldError::forbidden(
+                    "resourceVersionMatch",
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                )],
+            });
         }
         // No resourceVersion or "0": the current state first (unless sendInitialEvents=false).
         let initial_state = match opts.send_initial_events {

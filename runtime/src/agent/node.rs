@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use capstan_core::k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use capstan_core::k8s_openapi::api::core::v1::{
-    Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Taint,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
+    Taint,
 };
 use capstan_core::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
@@ -32,6 +33,9 @@ pub struct NodeOptions {
     /// How long the node's Lease is valid without renewal; [`LEASE_DURATION_SECONDS`] when
     /// unset. Renewed every quarter of it.
     pub lease_duration_seconds: Option<i32>,
+    /// The port of the node's own endpoint (container logs), as the kubelet's 10250; `None`
+    /// for a node in the control plane's process, whose logs the API server reads itself.
+    pub endpoint_port: Option<i32>,
 }
 
 impl NodeOptions {
@@ -82,6 +86,9 @@ pub fn node_object(opts: &NodeOptions, allocatable: (i64, i64, i64), host_ip: &s
                     address: opts.name.clone(),
                 },
             ]),
+            daemon_endpoints: opts.endpoint_port.map(|port| NodeDaemonEndpoints {
+                kubelet_endpoint: Some(DaemonEndpoint { port }),
+            }),
             node_info: Some(NodeSystemInfo {
                 architecture: "wasm32".into(),
                 container_runtime_version: format!("capstan://{} (wasmtime 48)", env!("CARGO_PKG_VERSION")),
@@ -150,6 +157,7 @@ mod tests {
             }],
             max_pods: None,
             lease_duration_seconds: None,
+            endpoint_port: None,
         };
         let node = node_object(&opts, (2000, 4 << 30, 1 << 40), "10.0.0.1", Timestamp::UNIX_EPOCH);
         let labels = node.metadata.labels.unwrap();
