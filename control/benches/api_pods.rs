@@ -41,7 +41,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn report(what: &str, mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
     let (p50, p99) = (percentile(&samples, 0.50), percentile(&samples, 0.99));
-    println!("{what:<28} p50 {:>8.2} ms   p99 {:>8.2} ms   ({} pods)", ms(p50), ms(p99), samples.len());
+    println!(
+        "{what:<28} p50 {:>8.2} ms   p99 {:>8.2} ms   ({} pods)",
+        ms(p50),
+        ms(p99),
+        samples.len()
+    );
     (p50, p99)
 }
 
@@ -85,7 +90,12 @@ async fn through_the_api(dir: &std::path::Path) -> Vec<Duration> {
         waiters.lock().unwrap().insert(name.clone(), tx);
         let start = Instant::now();
         client
-            .request(Method::POST, "/api/v1/namespaces/default/pods", "application/json", Some(&pod(&name)))
+            .request(
+                Method::POST,
+                "/api/v1/namespaces/default/pods",
+                "application/json",
+                Some(&pod(&name)),
+            )
             .await
             .expect("pod created");
         tokio::time::timeout(Duration::from_secs(60), rx)
@@ -124,7 +134,10 @@ async fn straight_on_the_runtime(dir: &std::path::Path) -> Vec<Duration> {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("capstan-bench-api-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     rt.block_on(async {

@@ -36,6 +36,21 @@ pub enum Command {
     },
     /// Print the logs of a pod's container.
     Logs(crate::logs::LogsArgs),
+    /// Create or update objects from manifests (client-side apply, as kubectl's).
+    Apply(crate::verbs::apply::ApplyArgs),
+    /// List objects, or print them as JSON, YAML or names; -w follows changes.
+    Get(crate::verbs::get::GetArgs),
+    /// Show an object in detail, with its events.
+    Describe(crate::verbs::describe::DescribeArgs),
+    /// Delete objects by type and name, by selector, or from manifests.
+    Delete(crate::verbs::delete::DeleteArgs),
+    /// Set the number of replicas of a deployment or replica set.
+    Scale(crate::verbs::scale::ScaleArgs),
+    /// Follow, list, undo, pause, resume or restart the rollouts of a deployment.
+    Rollout {
+        #[command(subcommand)]
+        command: crate::verbs::rollout::RolloutCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -68,6 +83,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Node(args) => crate::join::node(data_dir, args).await,
         Command::Play(args) => crate::play::play(data_dir, args).await,
         Command::Logs(args) => crate::logs::logs(&data_dir, args).await,
+        Command::Apply(args) => crate::verbs::apply::run(args).await,
+        Command::Get(args) => crate::verbs::get::run(args).await,
+        Command::Describe(args) => crate::verbs::describe::run(args).await,
+        Command::Delete(args) => crate::verbs::delete::run(args).await,
+        Command::Scale(args) => crate::verbs::scale::run(args).await,
+        Command::Rollout { command } => crate::verbs::rollout::run(command).await,
         Command::Image { command } => {
             let runtime = Runtime::new(RuntimeConfig::new(&data_dir))?;
             match command {

@@ -177,8 +177,13 @@ impl Client {
     /// A streaming GET (watch or followed log): each chunk as it arrives, until the server
     /// ends the response or the receiver is dropped.
     pub async fn stream(&self, path: &str) -> Result<mpsc::Receiver<Bytes>, ClientError> {
+        self.stream_accepting(path, "application/json").await
+    }
+
+    /// [`Client::stream`] asking for `accept` (a Table watch, say).
+    pub async fn stream_accepting(&self, path: &str, accept: &str) -> Result<mpsc::Receiver<Bytes>, ClientError> {
         let response = self
-            .send(Method::GET, path, "application/json", "application/json", Bytes::new())
+            .send(Method::GET, path, "application/json", accept, Bytes::new())
             .await?;
         let status = response.status();
         let mut body = response.into_body();
@@ -202,7 +207,13 @@ impl Client {
 
     /// A watch: each event (`{"type", "object"}`) as it arrives.
     pub async fn watch(&self, path: &str) -> Result<mpsc::Receiver<Value>, ClientError> {
-        let mut chunks = self.stream(path).await?;
+        self.watch_accepting(path, "application/json").await
+    }
+
+    /// [`Client::watch`] asking for `accept`: with `as=Table`, each event's object is a
+    /// one-row Table (`get -w`).
+    pub async fn watch_accepting(&self, path: &str, accept: &str) -> Result<mpsc::Receiver<Value>, ClientError> {
+        let mut chunks = self.stream_accepting(path, accept).await?;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut buf: Vec<u8> = Vec::new();

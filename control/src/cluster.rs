@@ -256,7 +256,9 @@ pub async fn join(
         .port();
     let logs = tokio::spawn(crate::node_logs::serve(
         listener,
-        Arc::new(FileLogs { data_dir: node_dir.clone() }),
+        Arc::new(FileLogs {
+            data_dir: node_dir.clone(),
+        }),
     ));
     let opts = NodeOptions {
         name: node.name.clone(),

@@ -56,7 +56,15 @@ pub async fn node(data_dir: PathBuf, args: NodeArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     let network = args.pod_network.unwrap_or_else(|| cluster::pod_network_for(&name));
-    let task = cluster::join(&args.server, config, &data_dir, args.allow_host_path, network, args.endpoint).await?;
+    let task = cluster::join(
+        &args.server,
+        config,
+        &data_dir,
+        args.allow_host_path,
+        network,
+        args.endpoint,
+    )
+    .await?;
     eprintln!("capstan: node {name} joining {}; Ctrl-C stops it", args.server);
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     task.abort();

@@ -23,7 +23,9 @@ type Body = BoxBody<Bytes, Infallible>;
 /// Serves the node's container logs on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, logs: Arc<FileLogs>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let logs = Arc::clone(&logs);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
@@ -65,7 +67,10 @@ fn handle(logs: &FileLogs, req: &http::Request<Incoming>) -> Response<Body> {
                 .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));
             resp
         }
-        Err(e) => text(StatusCode::from_u16(e.code()).unwrap_or(StatusCode::BAD_REQUEST), &e.to_string()),
+        Err(e) => text(
+            StatusCode::from_u16(e.code()).unwrap_or(StatusCode::BAD_REQUEST),
+            &e.to_string(),
+        ),
     }
 }
 

@@ -7,9 +7,11 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -124,3 +126,112 @@ pub fn eventually<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> 
     }
 }
 
+/// A running `capstan up`, killed when dropped.
+pub struct Up {
+    pub child: Child,
+    /// `127.0.0.1:PORT` of the API server.
+    pub addr: String,
+    pub kubeconfig: PathBuf,
+    _stderr: mpsc::Receiver<String>,
+}
+
+impl Up {
+    pub fn start(data: &DataDir, args: &[&str]) -> Up {
+        let kubeconfig = data.0.join("kubeconfig");
+        let store = data.0.join("cluster");
+        let mut child = capstan()
+            .arg("--data-dir")
+            .arg(&store)
+            .args(["up", "--listen", "127.0.0.1:0", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .args(args)
+            .current_dir(repo())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("capstan up starts");
+        let stderr = lines(child.stderr.take().unwrap());
+        let addr = loop {
+            match stderr.recv_timeout(DEADLINE) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("API server at http://").nth(1) {
+                        break rest.split(';').next().unwrap().trim().to_owned();
+                    }
+                }
+                Err(_) => panic!("capstan up did not report its address"),
+            }
+        };
+        Up {
+            child,
+            addr,
+            kubeconfig,
+            _stderr: stderr,
+        }
+    }
+
+    /// A `capstan` command against this cluster (through its kubeconfig).
+    pub fn capstan_command(&self, args: &[&str]) -> Command {
+        let mut command = capstan();
+        command
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .current_dir(repo());
+        command
+    }
+
+    /// Runs a `capstan` verb against this cluster.
+    pub fn capstan(&self, args: &[&str]) -> Output {
+        self.capstan_command(args).output().expect("capstan runs")
+    }
+
+    /// Runs a `capstan` verb, asserts success, returns stdout.
+    pub fn capstan_ok(&self, args: &[&str]) -> String {
+        let out = self.capstan(args);
+        assert!(
+            out.status.success(),
+            "capstan {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let (status, body) = http(&self.addr, "GET", path, "application/json", "").expect("API answers");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).expect("JSON body")
+    }
+
+    pub fn pods(&self, selector: &str) -> Vec<Value> {
+        let list = self.get(&format!("/api/v1/namespaces/default/pods?labelSelector={selector}"));
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+pub fn deleting(pod: &Value) -> bool {
+    pod["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null())
+}
+
+pub fn image(pod: &Value) -> &str {
+    pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default()
+}

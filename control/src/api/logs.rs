@@ -121,7 +121,13 @@ impl Api {
     /// Forwards a log request to a node in another process, at the endpoint its Node object
     /// advertises (`InternalIP`, `daemonEndpoints.kubeletEndpoint.port`), as the apiserver
     /// asks the kubelet.
-    fn remote_logs(&self, node: &str, pod: &Value, container: &str, opts: &LogOptions) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+    fn remote_logs(
+        &self,
+        node: &str,
+        pod: &Value,
+        container: &str,
+        opts: &LogOptions,
+    ) -> Result<mpsc::Receiver<Bytes>, ApiError> {
         let nodes = super::resources::find("", "v1", "nodes").expect("nodes are served");
         let node_obj = self.get(nodes, None, node)?;
         let ip = node_obj["status"]["addresses"]
@@ -132,7 +138,9 @@ impl Api {
             .and_then(|a| a["address"].as_str());
         let port = node_obj["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_i64();
         let (Some(ip), Some(port)) = (ip, port) else {
-            return Err(ApiError::Internal(format!("node {node:?} advertises no endpoint for logs")));
+            return Err(ApiError::Internal(format!(
+                "node {node:?} advertises no endpoint for logs"
+            )));
         };
         let meta = &pod["metadata"];
         let mut query = form_urlencoded::Serializer::new(String::new());
@@ -155,7 +163,11 @@ impl Api {
             meta["name"].as_str().unwrap_or_default(),
             query.finish()
         );
-        let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_owned() };
+        let host = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.to_owned()
+        };
         let client = crate::client::Client::new(&format!("http://{host}:{port}"))
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let (tx, rx) = mpsc::channel(16);
@@ -169,7 +181,9 @@ impl Api {
                     }
                 }
                 Err(e) => {
-                    let _ = tx.send(Bytes::from(format!("error reading the log from the node: {e}\n"))).await;
+                    let _ = tx
+                        .send(Bytes::from(format!("error reading the log from the node: {e}\n")))
+                        .await;
                 }
             }
         });

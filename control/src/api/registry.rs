@@ -354,6 +354,14 @@ impl Api {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             meta_mut(&mut object)?.insert("generation".into(), Value::from(generation));
         }
+        // A write that changes nothing is not made (as the apiserver's GuaranteedUpdate), so
+        // resourceVersion and watchers see only real changes.
+        if same_but_version(&object, old) {
+            return Ok(Written {
+                object: old.clone(),
+                warnings,
+            });
+        }
         if opts.dry_run {
             return Ok(Written { object, warnings });
         }
@@ -397,26 +405,48 @@ impl Api {
                 422 => ApiError::Unprocessable(e.to_string()),
                 _ => ApiError::BadRequest(e.to_string()),
             })?;
-            // A resourceVersion in the patch is a precondition.
-            let wanted = patched["metadata"]
-                .get("resourceVersion")
-                .and_then(Value::as_str)
-                .map(parse_rv)
-                .transpose()?;
-            if wanted.is_some_and(|rv| rv != old_rev) {
+            // A patch that sets resourceVersion makes it a precondition: the patched object
+            // then carries another version than the one read. Without one, a concurrent write
+            // is not the client's concern: read again and re-apply.
+            let patched_rv = patched["metadata"].get("resourceVersion").and_then(Value::as_str);
+            let precondition = match patched_rv {
+                Some(rv) if !rv.is_empty() => parse_rv(rv)? != old_rev,
+                _ => false,
+            };
+            if precondition {
                 return Err(ApiError::conflict(info, name));
             }
             let mut patched = patched;
             check_type(info, &mut patched)?;
             match self.replace(info, ns, name, patched, &old, old_rev, status_only, opts) {
-                Err(ApiError::Conflict { .. }) if wanted.is_none() && attempt < PATCH_RETRIES => attempt += 1,
+                Err(ApiError::Conflict { .. }) if attempt < PATCH_RETRIES => attempt += 1,
                 other => return other,
             }
         }
     }
 
     /// DELETE: immediate, or pending while a pod shuts down gracefully or finalizers run.
+    /// Without preconditions, a write that lands between the read and the delete is not the
+    /// client's concern: read again and retry.
     pub fn delete(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
+        // A uid precondition is checked again on each attempt; a resourceVersion one cannot hold after a conflict.
+        let preconditions = opts.precondition_resource_version.is_some();
+        let mut attempt = 0;
+        loop {
+            match self.delete_once(info, ns, name, opts) {
+                Err(ApiError::Conflict { .. }) if !preconditions && attempt < PATCH_RETRIES => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn delete_once(
         &self,
         info: &ResourceInfo,
         ns: Option<&str>,
@@ -650,16 +680,23 @@ impl Api {
                 )],
             });
         }
-        let (old, rev) = self.read(info, Some(ns), name)?;
-        if let Some(rv) = expected_rv.filter(|rv| !rv.is_empty())
-            && parse_rv(rv)? != rev
-        {
-            return Err(ApiError::conflict(info, name));
+        let expected = expected_rv.filter(|rv| !rv.is_empty()).map(parse_rv).transpose()?;
+        let mut attempt = 0;
+        loop {
+            let (old, rev) = self.read(info, Some(ns), name)?;
+            if expected.is_some_and(|rv| rv != rev) {
+                return Err(ApiError::conflict(info, name));
+            }
+            let mut object = old.clone();
+            object["spec"]["replicas"] = Value::from(replicas);
+            // Without a resourceVersion the client did not ask for a precondition: a controller's
+            // status write in between is retried over, as for a patch.
+            match self.replace(info, Some(ns), name, object, &old, rev, false, &WriteOptions::default()) {
+                Ok(written) => return Ok(scale_of(&written.object)),
+                Err(ApiError::Conflict { .. }) if expected.is_none() && attempt < PATCH_RETRIES => attempt += 1,
+                Err(e) => return Err(e),
+            }
         }
-        let mut object = old.clone();
-        object["spec"]["replicas"] = Value::from(replicas);
-        let written = self.replace(info, Some(ns), name, object, &old, rev, false, &WriteOptions::default())?;
-        Ok(scale_of(&written.object))
     }
 }
 
@@ -774,6 +811,18 @@ fn carry_over(info: &ResourceInfo, object: &mut Value, old: &Value, status_only:
 /// and pods since Kubernetes 1.33). A ConfigMap or a Namespace has none.
 fn tracks_generation(info: &ResourceInfo) -> bool {
     matches!(info.kind, "Pod" | "Deployment" | "ReplicaSet")
+}
+
+/// Whether two versions of an object are equal apart from their resourceVersion.
+fn same_but_version(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(Value::Object(meta)) = v.get_mut("metadata") {
+            meta.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
 }
 
 /// Whether anything outside `metadata` and `status` changed: what bumps `generation`.

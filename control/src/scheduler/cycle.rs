@@ -121,32 +121,42 @@ impl<'a> PodCtx<'a> {
         let mut existing: BTreeMap<&str, TopologyCounts> = BTreeMap::new();
         let mut preferred: BTreeMap<&str, TopologyCounts> = BTreeMap::new();
         if info.has_affinity_terms() {
-            for node in snapshot.nodes() {
-                for other in &node.pods {
-                    if !info.required_affinity.is_empty() && info.required_affinity.iter().all(|t| t.matches(other)) {
-                        self.any_affinity_match = true;
-                        self.affinity_counts.iter_mut().for_each(|c| c.bump(node, 1));
+            // Each term looks only at the pods it could select (see `for_each_candidate`).
+            if let Some(first) = info.required_affinity.first() {
+                let (terms, counts, any) = (
+                    &info.required_affinity,
+                    &mut self.affinity_counts,
+                    &mut self.any_affinity_match,
+                );
+                snapshot.for_each_candidate(first, |node, other| {
+                    if terms.iter().all(|t| t.matches(other)) {
+                        *any = true;
+                        counts.iter_mut().for_each(|c| c.bump(node, 1));
                     }
-                    for (term, counts) in info.required_anti_affinity.iter().zip(&mut self.anti_affinity_counts) {
-                        if term.matches(other) {
-                            counts.bump(node, 1);
-                        }
+                });
+            }
+            for (term, counts) in info.required_anti_affinity.iter().zip(&mut self.anti_affinity_counts) {
+                snapshot.for_each_candidate(term, |node, other| {
+                    if term.matches(other) {
+                        counts.bump(node, 1);
                     }
-                    let weighted = info
-                        .preferred_affinity
-                        .iter()
-                        .map(|w| (w, 1))
-                        .chain(info.preferred_anti_affinity.iter().map(|w| (w, -1)));
-                    for (w, sign) in weighted {
-                        if w.term.matches(other) {
-                            let key = w.term.topology_key.as_str();
-                            preferred
-                                .entry(key)
-                                .or_insert_with(|| TopologyCounts::new(key))
-                                .bump(node, sign * w.weight);
-                        }
+                });
+            }
+            let weighted = info
+                .preferred_affinity
+                .iter()
+                .map(|w| (w, 1))
+                .chain(info.preferred_anti_affinity.iter().map(|w| (w, -1)));
+            for (w, sign) in weighted {
+                let key = w.term.topology_key.as_str();
+                snapshot.for_each_candidate(&w.term, |node, other| {
+                    if w.term.matches(other) {
+                        preferred
+                            .entry(key)
+                            .or_insert_with(|| TopologyCounts::new(key))
+                            .bump(node, sign * w.weight);
                     }
-                }
+                });
             }
         }
         for (node, other) in snapshot.pods_with_required_anti_affinity() {

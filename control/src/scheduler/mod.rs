@@ -13,7 +13,7 @@
 //! What is not here yet: extended resources and ephemeral storage, `namespaceSelector` beyond
 //! the empty one (no Namespace objects in the snapshot), topology spread constraints, bound
 //! pods' preferred affinity towards the incoming pod in scoring, PodDisruptionBudgets in
-//! preemption, and sampling a share of nodes on very large clusters.
+//! preemption, and `percentageOfNodesToScore` as a setting (the adaptive default is built in).
 
 mod cycle;
 pub mod filters;
@@ -164,15 +164,57 @@ impl fmt::Display for Unschedulable {
 
 impl std::error::Error for Unschedulable {}
 
-/// Picks the node for `pod`: filter every node, score the feasible ones, take the highest
-/// weighted sum (ties to the first name).
+/// Below this many nodes every node is checked; above, the search stops once this many (or
+/// the adaptive share below) are feasible — kube-scheduler's `minFeasibleNodesToFind`.
+pub const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
+
+/// How many feasible nodes to find before scoring, as kube-scheduler's adaptive
+/// `percentageOfNodesToScore`: 50% less 1% per 125 nodes, at least 5%, at least
+/// [`MIN_FEASIBLE_NODES_TO_FIND`]. A large cluster has many equally good nodes; checking all of
+/// them for every pod costs throughput and buys nothing.
+pub fn feasible_nodes_to_find(nodes: usize) -> usize {
+    if nodes < MIN_FEASIBLE_NODES_TO_FIND {
+        return nodes;
+    }
+    let percent = 50usize.saturating_sub(nodes / 125).max(5);
+    (nodes * percent / 100).max(MIN_FEASIBLE_NODES_TO_FIND)
+}
+
+/// Picks the node for `pod`: filter the nodes, score the feasible ones, take the highest
+/// weighted sum (ties to the first name). Checks every node; see [`schedule_from`] for the
+/// sampled search a running scheduler uses.
 pub fn schedule(pod: &Pod, snapshot: &Snapshot) -> Result<String, Unschedulable> {
+    schedule_from(pod, snapshot, 0, usize::MAX).map(|(node, _)| node)
+}
+
+/// [`schedule`] that starts at node index `start` (wrapping) and stops filtering once `want`
+/// feasible nodes are found (pass [`feasible_nodes_to_find`]); returns the node and how many
+/// nodes were examined, so the caller starts the next pod where this one stopped and every
+/// node gets its turn, as kube-scheduler's `nextStartNodeIndex`.
+pub fn schedule_from(
+    pod: &Pod,
+    snapshot: &Snapshot,
+    start: usize,
+    want: usize,
+) -> Result<(String, usize), Unschedulable> {
     let cx = PodCtx::new(pod, snapshot);
     let nodes = snapshot.nodes();
     let active: Vec<&dyn FilterPlugin> = filter_plugins().iter().copied().filter(|p| p.relevant(&cx)).collect();
-    let feasible: Vec<usize> = (0..nodes.len())
-        .filter(|&i| active.iter().all(|p| p.fits(&cx, &nodes[i])))
-        .collect();
+    let len = nodes.len();
+    let mut feasible: Vec<usize> = Vec::new();
+    let mut examined = 0;
+    for offset in 0..len {
+        if feasible.len() >= want {
+            break;
+        }
+        let i = (start + offset) % len;
+        examined += 1;
+        if active.iter().all(|p| p.fits(&cx, &nodes[i])) {
+            feasible.push(i);
+        }
+    }
+    // Ties go to the first name, whatever the search order.
+    feasible.sort_unstable();
     match feasible.as_slice() {
         [] => {
             // Only now are the reasons worth building.
@@ -187,7 +229,7 @@ pub fn schedule(pod: &Pod, snapshot: &Snapshot) -> Result<String, Unschedulable>
                 reasons.into_iter().map(|(r, n)| (r.into_owned(), n)).collect(),
             ))
         }
-        [only] => Ok(nodes[*only].name.clone()),
+        [only] => Ok((nodes[*only].name.clone(), examined)),
         _ => {
             let totals = score(&cx, nodes, &feasible);
             // max_by keeps the last maximum; iterate in reverse so the first name wins a tie.
@@ -197,7 +239,7 @@ pub fn schedule(pod: &Pod, snapshot: &Snapshot) -> Result<String, Unschedulable>
                 .rev()
                 .max_by_key(|(_, total)| **total)
                 .map(|(i, _)| *i);
-            Ok(nodes[best.unwrap_or(feasible[0])].name.clone())
+            Ok((nodes[best.unwrap_or(feasible[0])].name.clone(), examined))
         }
     }
 }

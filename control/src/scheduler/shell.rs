@@ -14,7 +14,7 @@ use std::time::Duration;
 use capstan_core::k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::{Value, json};
 
-use super::{Snapshot, preempt, queue_order, schedule};
+use super::{Snapshot, feasible_nodes_to_find, preempt, queue_order, schedule_from};
 use crate::api::registry::{DeleteOptions, WriteOptions, now, timestamp};
 use crate::api::resources::{ResourceInfo, find};
 use crate::api::watch::{ApiWatch, WatchOptions};
@@ -69,6 +69,8 @@ struct State {
     /// The last unschedulable message written per pod, so it is written once.
     reported: HashMap<String, String>,
     snapshot: Option<Snapshot>,
+    /// Where the next pod's node search starts (kube-scheduler's `nextStartNodeIndex`).
+    next_start: usize,
 }
 
 impl State {
@@ -191,9 +193,12 @@ async fn cycle(api: &Arc<Api>, state: &mut State) {
     batch.sort_by(queue_order);
     for pod in batch {
         let key = key_of(&pod);
-        let decision = schedule(&pod, state.snapshot());
+        let nodes = state.snapshot().nodes().len();
+        let start = state.next_start;
+        let decision = schedule_from(&pod, state.snapshot(), start, feasible_nodes_to_find(nodes));
         match decision {
-            Ok(node) => {
+            Ok((node, examined)) => {
+                state.next_start = (start + examined) % nodes.max(1);
                 let (ns, name) = key
                     .split_once('/')
                     .map(|(a, b)| (a.to_owned(), b.to_owned()))

@@ -397,6 +397,10 @@ pub struct Snapshot {
     pods_with_affinity_terms: usize,
     /// Label key → value → indices of the nodes so labelled (the topology domains).
     domains: HashMap<String, HashMap<String, Vec<usize>>>,
+    /// Bound pods by label (`key`, `value`), with their node's index: the only pods an
+    /// affinity term's `matchLabels` can select, so a term looks at those rather than at every
+    /// bound pod.
+    by_label: HashMap<(String, String), Vec<(usize, Arc<PodInfo>)>>,
 }
 
 impl Snapshot {
@@ -486,8 +490,40 @@ impl Snapshot {
         if pod.has_affinity_terms() {
             self.pods_with_affinity_terms += 1;
         }
+        for (k, v) in &pod.labels {
+            self.by_label
+                .entry((k.clone(), v.clone()))
+                .or_default()
+                .push((i, pod.clone()));
+        }
         self.nodes[i].add_pod(pod);
         true
+    }
+
+    /// Calls `f` with every bound pod `term` could select (and its node), a superset of those
+    /// it does: the pods carrying the rarest of its `matchLabels`, or every bound pod when it
+    /// has none. Callers still check `term.matches`.
+    pub fn for_each_candidate(&self, term: &AffinityTerm, mut f: impl FnMut(&NodeInfo, &PodInfo)) {
+        let indexed = term
+            .selector
+            .as_ref()
+            .and_then(|s| s.match_labels.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| {
+                self.by_label
+                    .get(&(k.clone(), v.clone()))
+                    .map_or(&[][..], Vec::as_slice)
+            })
+            .min_by_key(|list| list.len());
+        match indexed {
+            Some(list) => list.iter().for_each(|(i, pod)| f(&self.nodes[*i], pod)),
+            None => {
+                for node in &self.nodes {
+                    node.pods.iter().for_each(|pod| f(node, pod));
+                }
+            }
+        }
     }
 
     /// Removes a bound pod (by `namespace/name`) from `node` and returns it.
@@ -504,6 +540,13 @@ impl Snapshot {
         }
         if pod.has_affinity_terms() {
             self.pods_with_affinity_terms -= 1;
+        }
+        for (k, v) in &pod.labels {
+            if let Some(list) = self.by_label.get_mut(&(k.clone(), v.clone()))
+                && let Some(at) = list.iter().position(|(n, p)| *n == i && p.key == key)
+            {
+                list.swap_remove(at);
+            }
         }
         Some(pod)
     }
