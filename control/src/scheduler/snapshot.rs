@@ -385,6 +385,9 @@ impl NodeInfo {
     }
 }
 
+/// A bound pod with its node's index.
+type PlacedPod = (usize, Arc<PodInfo>);
+
 /// The cluster as one scheduling cycle sees it. Nodes are kept sorted by name, which is also
 /// the scheduler's tie-break order.
 #[derive(Debug, Clone, Default)]
@@ -400,7 +403,7 @@ pub struct Snapshot {
     /// Bound pods by label (`key`, `value`), with their node's index: the only pods an
     /// affinity term's `matchLabels` can select, so a term looks at those rather than at every
     /// bound pod.
-    by_label: HashMap<(String, String), Vec<(usize, Arc<PodInfo>)>>,
+    by_label: HashMap<(String, String), Vec<PlacedPod>>,
 }
 
 impl Snapshot {

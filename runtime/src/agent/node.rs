@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use capstan_core::k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use capstan_core::k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
-    Taint,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo, Taint,
 };
 use capstan_core::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
