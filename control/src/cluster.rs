@@ -188,6 +188,13 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
     base.allow_host_path = config.allow_host_path;
     let base = Runtime::new(base)?;
     let machine = (base.allocatable().0, base.allocatable().1);
+    // Node ports listen where the API server does (loopback unless told otherwise).
+    let (directory, address) = (base.directory(), config.listen.ip());
+    tasks.push(tokio::spawn(crate::manager::workloads::forever(
+        "service-proxy",
+        Arc::clone(&api),
+        move |api| crate::proxy::run(api, Arc::clone(&directory), address),
+    )));
     let client = LocalClient::new(Arc::clone(&api));
     let mut agents = Vec::new();
     for (i, node) in config.nodes.iter().enumerate() {

@@ -15,5 +15,6 @@ pub mod kubeconfig;
 pub mod manager;
 pub mod node_client;
 pub mod node_logs;
+pub mod proxy;
 pub mod scheduler;
 pub mod store;

@@ -14,6 +14,7 @@
 
 pub mod agent;
 pub mod container;
+pub mod directory;
 pub mod engine;
 pub mod error;
 pub mod images;

@@ -13,6 +13,7 @@ use capstan_core::k8s_openapi::api::core::v1::Pod;
 use tokio::sync::OnceCell;
 
 use crate::container::Program;
+use crate::directory::PodDirectory;
 use crate::engine::WasmEngine;
 use crate::error::RuntimeError;
 use crate::images::ImageStore;
@@ -62,6 +63,7 @@ pub(crate) struct RuntimeInner {
     pub(crate) volume_policy: VolumePolicy,
     config: RuntimeConfig,
     programs: Arc<Programs>,
+    directory: Arc<PodDirectory>,
     next_ip: AtomicU32,
     /// The node's allocatable CPU (millicores), memory and disk (bytes), read once:
     /// what `resourceFieldRef` reports for an unset limit.
@@ -79,10 +81,16 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let engine = WasmEngine::new()?;
         let images = Arc::new(ImageStore::open(&config.data_dir.join("images"), engine.clone())?);
-        Ok(Self::build(engine, images, Arc::default(), config))
+        Ok(Self::build(engine, images, Arc::default(), Arc::default(), config))
     }
 
-    fn build(engine: WasmEngine, images: Arc<ImageStore>, programs: Arc<Programs>, config: RuntimeConfig) -> Self {
+    fn build(
+        engine: WasmEngine,
+        images: Arc<ImageStore>,
+        programs: Arc<Programs>,
+        directory: Arc<PodDirectory>,
+        config: RuntimeConfig,
+    ) -> Self {
         let volume_policy = VolumePolicy {
             allow_host_path: config.allow_host_path,
             claims_dir: config.data_dir.join("claims"),
@@ -101,6 +109,7 @@ impl Runtime {
                 volume_policy,
                 config,
                 programs,
+                directory,
                 next_ip: AtomicU32::new(2),
                 allocatable,
             }),
@@ -114,8 +123,14 @@ impl Runtime {
             self.inner.engine.clone(),
             Arc::clone(&self.inner.images),
             Arc::clone(&self.inner.programs),
+            Arc::clone(&self.inner.directory),
             config,
         )
+    }
+
+    /// The pods running in this process (this runtime and its siblings), by IP.
+    pub fn directory(&self) -> Arc<PodDirectory> {
+        Arc::clone(&self.inner.directory)
     }
 
     /// The node's allocatable CPU (millicores), memory and ephemeral storage (bytes).
@@ -157,7 +172,16 @@ impl Runtime {
             meta.name.as_deref().unwrap_or("pod"),
             &uid,
         );
-        Worker::spawn(self.inner.clone(), pod, Arc::new(config), facts, dir)
+        let pod_ip = facts.pod_ip.clone();
+        let handle = Worker::spawn(self.inner.clone(), pod, Arc::new(config), facts, dir);
+        // Listed while it runs: pod IPs are never reused, so removing by IP is exact.
+        self.inner.directory.insert(pod_ip.clone(), handle.network());
+        let (directory, done) = (Arc::clone(&self.inner.directory), handle.done());
+        tokio::spawn(async move {
+            done.await;
+            directory.remove(&pod_ip);
+        });
+        handle
     }
 }
 

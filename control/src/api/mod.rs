@@ -15,6 +15,7 @@ pub mod registry;
 pub mod resources;
 pub mod selector;
 pub mod server;
+pub mod services;
 pub mod strategy;
 pub mod table;
 pub mod watch;

@@ -107,6 +107,9 @@ pub struct Api {
     store: Arc<dyn Store>,
     /// Each node's log source, by node name (see `logs.rs`).
     pub(super) node_logs: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn super::logs::NodeLogs>>>,
+    /// Held from choosing a Service's cluster IP and node ports to storing it, so two creates
+    /// never get the same address.
+    service_allocation: std::sync::Mutex<()>,
 }
 
 impl Api {
@@ -114,6 +117,7 @@ impl Api {
         Arc::new(Api {
             store,
             node_logs: Default::default(),
+            service_allocation: std::sync::Mutex::new(()),
         })
     }
 
@@ -262,6 +266,14 @@ impl Api {
         ] {
             meta.remove(transient);
         }
+        let _allocation = (info.kind == "Service").then(|| {
+            self.service_allocation
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        });
+        if info.kind == "Service" {
+            self.allocate_service(info, &mut object)?;
+        }
         if opts.dry_run {
             return Ok(Written { object, warnings });
         }
@@ -336,6 +348,9 @@ impl Api {
         opts: &WriteOptions,
     ) -> Result<Written, ApiError> {
         carry_over(info, &mut object, old, status_only);
+        if info.kind == "Service" && !status_only {
+            super::services::keep_addresses(&mut object, old);
+        }
         let write = if status_only {
             Write::Status { old }
         } else {

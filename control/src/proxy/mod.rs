@@ -1,0 +1,137 @@
+//! The service proxy (kube-proxy's role) for the nodes of this process: follows Services and
+//! Endpoints through the API, keeps the routing [`table`], and opens a real host listener for
+//! every NodePort (and LoadBalancer) port, whose requests go to a ready endpoint's pod through
+//! the in-memory pod network — no host socket between the listener and the pod.
+//!
+//! A request whose endpoint no longer serves (its pod is stopping and the Endpoints have not
+//! caught up yet) is tried on the next endpoint: nothing of it reached a guest, so the retry
+//! is safe, and a rolling update loses no request.
+
+pub mod table;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use capstan_core::k8s_openapi::api::core::v1::{Endpoints, Service};
+use capstan_runtime::container::{plain, serve_connection};
+use capstan_runtime::directory::PodDirectory;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use self::table::{Backend, backends};
+use crate::api::resources::find;
+use crate::api::{Api, ApiError};
+use crate::manager::informer::Informer;
+
+/// The routing table the listeners read: node port → backend.
+type Routes = Arc<RwLock<HashMap<u16, Backend>>>;
+
+/// Runs the proxy until the task is dropped; node ports listen on `address`.
+pub async fn run(api: Arc<Api>, directory: Arc<PodDirectory>, address: IpAddr) -> Result<(), ApiError> {
+    let mut services = Informer::<Service>::start(&api, find("", "v1", "services").expect("served")).await?;
+    let mut endpoints = Informer::<Endpoints>::start(&api, find("", "v1", "endpoints").expect("served")).await?;
+    let routes: Routes = Arc::default();
+    let mut listeners: HashMap<u16, JoinHandle<()>> = HashMap::new();
+    let turn = Arc::new(AtomicUsize::new(0));
+    loop {
+        tokio::select! {
+            c = services.next() => if c.is_none() { break },
+            c = endpoints.next() => if c.is_none() { break },
+        }
+        if !(services.synced() && endpoints.synced()) {
+            continue;
+        }
+        let svc: Vec<Service> = services.items.values().map(|s| (**s).clone()).collect();
+        let eps: Vec<Endpoints> = endpoints.items.values().map(|e| (**e).clone()).collect();
+        let table: HashMap<u16, Backend> = backends(&svc, &eps)
+            .into_iter()
+            .filter_map(|b| b.node_port.map(|p| (p, b)))
+            .collect();
+        listeners.retain(|port, task| {
+            let keep = table.contains_key(port);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for port in table.keys() {
+            if !listeners.contains_key(port) {
+                let addr = SocketAddr::new(address, *port);
+                match TcpListener::bind(addr).await {
+                    Ok(listener) => {
+                        let task = tokio::spawn(listen(
+                            listener,
+                            *port,
+                            Arc::clone(&routes),
+                            Arc::clone(&directory),
+                            Arc::clone(&turn),
+                        ));
+                        listeners.insert(*port, task);
+                    }
+                    Err(e) => tracing::warn!(%addr, error = %e, "cannot open the node port"),
+                }
+            }
+        }
+        *routes.write().unwrap_or_else(|e| e.into_inner()) = table;
+    }
+    for task in listeners.values() {
+        task.abort();
+    }
+    Ok(())
+}
+
+async fn listen(
+    listener: TcpListener,
+    node_port: u16,
+    routes: Routes,
+    directory: Arc<PodDirectory>,
+    turn: Arc<AtomicUsize>,
+) {
+    loop {
+        let Ok((io, peer)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = io.set_nodelay(true);
+        let (routes, directory, turn) = (Arc::clone(&routes), Arc::clone(&directory), Arc::clone(&turn));
+        let client = peer.ip().to_string();
+        serve_connection(io, move |req| {
+            let backend = routes
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&node_port)
+                .cloned();
+            let (directory, turn, client) = (
+                Arc::clone(&directory),
+                turn.fetch_add(1, Ordering::Relaxed),
+                client.clone(),
+            );
+            Box::pin(async move {
+                let Some(backend) = backend else {
+                    return plain(503, &format!("no service uses node port {node_port}\n"));
+                };
+                for attempt in 0..backend.endpoints.len() {
+                    let Some((ip, port)) = backend.pick(turn, Some(&client), attempt) else {
+                        break;
+                    };
+                    let Some(network) = directory.get(ip) else { continue };
+                    if let Some(server) = network.route(*port) {
+                        return server.handle(req).await;
+                    }
+                    if network.net().is_listening(*port) {
+                        return match network.http(*port, req).await {
+                            Ok(resp) => resp,
+                            Err(_) => plain(
+                                502,
+                                &format!("endpoint {ip}:{port} of {} refused\n", backend.describe()),
+                            ),
+                        };
+                    }
+                }
+                plain(503, &format!("no ready endpoint for service {}\n", backend.describe()))
+            })
+        });
+    }
+}
