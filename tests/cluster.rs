@@ -376,3 +376,144 @@ fn sigkill_during_a_burst_of_writes_loses_no_acknowledged_object() {
         acked.len()
     );
 }
+
+/// A node port no other listener holds now (tests run side by side, each with its own
+/// cluster, so the fixed range is shared).
+fn free_node_port(salt: u32) -> u16 {
+    let base = 30000 + ((std::process::id() * 7 + salt * 131) % 2000) as u16;
+    (0..700)
+        .map(|i| base + i)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free node port")
+}
+
+#[test]
+fn a_rolling_update_behind_a_node_port_service_fails_no_request() {
+    let data = DataDir::new("cluster-zero-downtime");
+    let up = Up::start(&data, &[]);
+    up.kubectl_ok(&["apply", "-f", "examples/declarative-deployment/rolling-update.yaml"]);
+    let port = free_node_port(1);
+    let service = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: random-generator\nspec:\n  type: NodePort\n  selector:\n    app: random-generator\n  ports:\n  - port: 8080\n    nodePort: {port}\n"
+    );
+    let file = data.0.join("service.yaml");
+    std::fs::write(&file, service).unwrap();
+    up.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+    let addr = format!("127.0.0.1:{port}");
+    eventually("the node port to serve", DEADLINE, || {
+        matches!(http(&addr, "GET", "/", "text/plain", ""), Ok((200, _))).then_some(())
+    });
+    let endpoints = up.get("/api/v1/namespaces/default/endpoints/random-generator");
+    assert_eq!(
+        endpoints["subsets"][0]["addresses"].as_array().map(Vec::len),
+        Some(3),
+        "{endpoints}"
+    );
+
+    // Clients hammer the service while the Deployment rolls to 2.0.
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (addr, stop) = (addr.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let (mut ok, mut failed, mut saw_v2) = (0, Vec::new(), false);
+                while !stop.load(Ordering::SeqCst) {
+                    match http(&addr, "GET", "/", "text/plain", "") {
+                        Ok((200, body)) => {
+                            ok += 1;
+                            saw_v2 |= body.contains("\"2.0\"");
+                        }
+                        other => failed.push(format!("{other:?}")),
+                    }
+                }
+                (ok, failed, saw_v2)
+            })
+        })
+        .collect();
+    up.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/random-generator",
+        "random-generator=k8spatterns/random-generator:2.0",
+    ]);
+    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+    // Let the clients see the new version served before stopping them.
+    eventually("2.0 behind the service", DEADLINE, || {
+        matches!(http(&addr, "GET", "/", "text/plain", ""), Ok((200, body)) if body.contains("\"2.0\"")).then_some(())
+    });
+    stop.store(true, Ordering::SeqCst);
+    let mut total = 0;
+    for client in clients {
+        let (ok, failed, _) = client.join().unwrap();
+        assert!(
+            failed.is_empty(),
+            "{} requests failed during the rollout: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(5)]
+        );
+        total += ok;
+    }
+    assert!(
+        total > 50,
+        "the clients kept asking during the rollout ({total} answers)"
+    );
+}
+
+/// A `capstan node` process, killed when dropped.
+struct RemoteNode(std::process::Child);
+
+impl Drop for RemoteNode {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_node_in_another_process_joins_runs_pods_and_serves_their_logs() {
+    let data = DataDir::new("cluster-remote-node");
+    let up = Up::start(&data, &["--nodes", "0"]);
+    let _node = RemoteNode(
+        support::capstan()
+            .arg("--data-dir")
+            .arg(data.0.join("remote"))
+            .args(["node", "--server", &format!("http://{}", up.addr)])
+            .args(["--name", "far-1", "--label", "zone=far", "--endpoint", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("capstan node starts"),
+    );
+    eventually("the remote node to be Ready", DEADLINE, || {
+        let out = up.kubectl_ok(&["get", "nodes", "--no-headers"]);
+        out.lines()
+            .any(|l| l.starts_with("far-1 ") && l.contains(" Ready "))
+            .then_some(())
+    });
+    let node = up.get("/api/v1/nodes/far-1");
+    assert_eq!(node["metadata"]["labels"]["zone"], "far", "{node}");
+
+    up.kubectl_ok(&["apply", "-f", "examples/predictable-demands/random-generator.yaml"]);
+    assert_eq!(bound_node(&up, "random-generator"), "far-1");
+    eventually("the pod to run on the remote node", DEADLINE, || {
+        let pod = up.get("/api/v1/namespaces/default/pods/random-generator");
+        (pod["status"]["phase"] == "Running").then_some(())
+    });
+    let logs = eventually("the pod's log through the API", DEADLINE, || {
+        let out = up.kubectl(&["logs", "random-generator"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("random-generator 1.0 started").then_some(text)
+    });
+    assert!(logs.lines().count() >= 1);
+    up.kubectl_ok(&["delete", "pod", "random-generator", "--wait=true", "--timeout=60s"]);
+    let (status, _) = http(
+        &up.addr,
+        "GET",
+        "/api/v1/namespaces/default/pods/random-generator",
+        "application/json",
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 404, "the remote node removed the stopped pod");
+}

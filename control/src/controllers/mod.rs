@@ -19,6 +19,7 @@ use std::time::Duration;
 use capstan_core::k8s_openapi::api::core::v1::PodTemplateSpec;
 
 pub mod deployment;
+pub mod endpoints;
 pub mod gc;
 mod pods;
 pub mod replicaset;

@@ -2,6 +2,7 @@
 //! against the API — informers, work queues, expectations, writes — and the controllers
 //! that are all shell (namespace deletion, node lifecycle).
 
+pub mod endpoints;
 pub mod gc;
 pub mod informer;
 pub mod namespaces;
@@ -33,5 +34,6 @@ pub fn spawn_all(api: &Arc<Api>) -> Vec<JoinHandle<()>> {
         tokio::spawn(workloads::forever("namespace", Arc::clone(api), namespaces::run)),
         tokio::spawn(workloads::forever("node-lifecycle", Arc::clone(api), nodes::run)),
         tokio::spawn(workloads::forever("resourcequota", Arc::clone(api), quotas::run)),
+        tokio::spawn(workloads::forever("endpoints", Arc::clone(api), endpoints::run)),
     ]
 }
