@@ -339,6 +339,15 @@ fn write_burst(addr: String, writer: usize, acked: mpsc::Sender<String>, stop: A
 fn sigkill_during_a_burst_of_writes_loses_no_acknowledged_object() {
     let data = DataDir::new("cluster-crash");
     let mut up = Up::start(&data, &[]);
+    // A workload running when the server dies must run again after the restart.
+    up.kubectl_ok(&["apply", "-f", "examples/declarative-deployment/recreate.yaml"]);
+    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+    let names: Vec<String> = up
+        .pods("app%3Drandom-generator")
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(names.len(), 3);
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
@@ -375,6 +384,16 @@ fn sigkill_during_a_burst_of_writes_loses_no_acknowledged_object() {
         lost.len(),
         acked.len()
     );
+    // The restarted node runs the Deployment's pods again: each container log (appended
+    // across runs) shows a second start, and the pods are ready.
+    eventually("the deployment's pods to run again", DEADLINE, || {
+        let restarted = names.iter().all(|name| {
+            let path = format!("/api/v1/namespaces/default/pods/{name}/log");
+            matches!(http(&up.addr, "GET", &path, "text/plain", ""), Ok((200, log)) if log.matches(" started (id ").count() == 2)
+        });
+        let pods = up.pods("app%3Drandom-generator");
+        (restarted && pods.len() == 3 && pods.iter().all(ready)).then_some(())
+    });
 }
 
 /// A node port no other listener holds now (tests run side by side, each with its own

@@ -113,3 +113,54 @@ async fn a_node_that_stops_renewing_its_lease_loses_its_pods_to_the_others() {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_execute_taint_evicts_the_pods_that_do_not_tolerate_it() {
+    let dir = std::env::temp_dir().join(format!("capstan-taint-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cluster = cluster::up(ClusterConfig {
+        data_dir: dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        nodes: NodeConfig::numbered(1),
+        allow_host_path: false,
+    })
+    .await
+    .expect("cluster starts");
+    let api = Arc::clone(&cluster.api);
+    let pods_info = find("", "v1", "pods").unwrap();
+    for (name, tolerations) in [
+        ("plain", json!([])),
+        (
+            "tolerant",
+            json!([{"key": "maintenance", "operator": "Exists", "effect": "NoExecute"}]),
+        ),
+    ] {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"tolerations": tolerations, "containers": [{"name": "c", "image": "k8spatterns/random-generator:1.0"}]}});
+        api.create(pods_info, Some("default"), pod, &WriteOptions::default())
+            .unwrap();
+    }
+    until("both pods running", || {
+        (pods(&api).iter().filter_map(running_on).count() == 2).then_some(())
+    })
+    .await;
+
+    // `kubectl taint node capstan maintenance=now:NoExecute`
+    let nodes = find("", "v1", "nodes").unwrap();
+    let mut node = api.get(nodes, None, "capstan").unwrap();
+    node["spec"]["taints"] = json!([{"key": "maintenance", "value": "now", "effect": "NoExecute"}]);
+    api.update(nodes, None, "capstan", node, false, &WriteOptions::default())
+        .unwrap();
+
+    until("the intolerant pod to be evicted", || {
+        let all = pods(&api);
+        let gone = !all.iter().any(|p| p["metadata"]["name"] == "plain");
+        let tolerant_runs = all
+            .iter()
+            .any(|p| p["metadata"]["name"] == "tolerant" && running_on(p).is_some());
+        (gone && tolerant_runs).then_some(())
+    })
+    .await;
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,7 +1,8 @@
 //! The node lifecycle controller: a node whose Lease is not renewed in time becomes
 //! `Ready=Unknown` and is tainted `node.kubernetes.io/unreachable` (NoSchedule, so nothing new
 //! goes there; NoExecute, so its pods that do not tolerate that are evicted and their
-//! controllers replace them elsewhere). A node that renews again is restored.
+//! controllers replace them elsewhere). A node that renews again is restored. Any NoExecute
+//! taint evicts the pods that do not tolerate it, as the taint eviction controller does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,9 +104,7 @@ fn check(api: &Api) -> Result<(), ApiError> {
         } else if !expired && tainted {
             restore(api, &name)?;
         }
-        if expired {
-            evict(api, &name, &taints, t)?;
-        }
+        evict(api, &name, &taints, t)?;
     }
     Ok(())
 }
@@ -160,14 +159,13 @@ fn restore(api: &Api, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Evicts the pods of an unreachable node that do not tolerate it.
+/// Evicts the pods of a node that do not tolerate one of its NoExecute taints (the
+/// unreachable one, or any a user set), as Kubernetes' taint eviction controller.
 fn evict(api: &Api, node: &str, taints: &[Taint], t: Timestamp) -> Result<(), ApiError> {
-    let Some(taint) = taints
-        .iter()
-        .find(|taint| taint.key == UNREACHABLE && taint.effect == "NoExecute")
-    else {
+    let no_execute: Vec<&Taint> = taints.iter().filter(|taint| taint.effect == "NoExecute").collect();
+    if no_execute.is_empty() {
         return Ok(());
-    };
+    }
     let fields = crate::api::selector::FieldSelector::parse("Pod", &format!("spec.nodeName={node}")).ok();
     let (pods, _) = api.list_items(res("", "pods"), None, &ListOptions { labels: None, fields })?;
     for value in pods {
@@ -182,7 +180,7 @@ fn evict(api: &Api, node: &str, taints: &[Taint], t: Timestamp) -> Result<(), Ap
             .as_ref()
             .and_then(|s| s.tolerations.clone())
             .unwrap_or_default();
-        if !should_evict(&tolerations, taint, t) {
+        if !no_execute.iter().any(|taint| should_evict(&tolerations, taint, t)) {
             continue;
         }
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
