@@ -72,22 +72,18 @@ impl Client {
         };
         let text = std::fs::read_to_string(path).map_err(|e| unreachable(e.to_string()))?;
         let config: Value = serde_saphyr::from_str(&text).map_err(|e| unreachable(e.to_string()))?;
+        // The entry of a kubeconfig list (`contexts`, `clusters`) with this name.
+        let named = |list: &str, name: &str| -> Option<Value> {
+            config[list].as_array()?.iter().find(|c| c["name"] == name).cloned()
+        };
         let context = config["current-context"].as_str().unwrap_or_default();
-        let cluster = config["contexts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["name"] == context)
-            .and_then(|c| c["context"]["cluster"].as_str())
+        let cluster = named("contexts", context)
+            .and_then(|c| c["context"]["cluster"].as_str().map(str::to_owned))
             .ok_or_else(|| unreachable(format!("no context {context:?}")))?;
-        let server = config["clusters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["name"] == cluster)
-            .and_then(|c| c["cluster"]["server"].as_str())
+        let server = named("clusters", &cluster)
+            .and_then(|c| c["cluster"]["server"].as_str().map(str::to_owned))
             .ok_or_else(|| unreachable(format!("no cluster {cluster:?}")))?;
-        Client::new(server)
+        Client::new(&server)
     }
 
     pub fn server(&self) -> &str {

@@ -112,6 +112,42 @@ impl NodeConfig {
     }
 }
 
+impl NodeConfig {
+    /// The node's runtime: a sibling of `base` (sharing its engine and images) with the
+    /// node's name, data directory, capacity and pod address block.
+    fn runtime(
+        &self,
+        base: &Runtime,
+        node_dir: &Path,
+        allow_host_path: bool,
+        pod_network: std::net::Ipv4Addr,
+        host_ip: Option<std::net::IpAddr>,
+    ) -> Result<Runtime, ClusterError> {
+        let machine = (base.allocatable().0, base.allocatable().1);
+        let mut rc = RuntimeConfig::new(node_dir);
+        if let Some(ip) = host_ip {
+            rc.host_ip = ip.to_string();
+        }
+        rc.node_name = self.name.clone();
+        rc.allow_host_path = allow_host_path;
+        rc.capacity = self.capacity(machine)?;
+        rc.pod_network = pod_network;
+        Ok(base.sibling(rc))
+    }
+
+    /// What the node agent publishes about the node.
+    fn options(&self, endpoint_port: Option<i32>) -> NodeOptions {
+        NodeOptions {
+            name: self.name.clone(),
+            labels: self.labels.clone(),
+            taints: self.taints.clone(),
+            max_pods: self.max_pods,
+            lease_duration_seconds: self.lease_duration_seconds,
+            endpoint_port,
+        }
+    }
+}
+
 /// What `capstan up` is asked to start.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
@@ -187,7 +223,6 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
     let mut base = RuntimeConfig::new(&config.data_dir);
     base.allow_host_path = config.allow_host_path;
     let base = Runtime::new(base)?;
-    let machine = (base.allocatable().0, base.allocatable().1);
     // Node ports listen where the API server does (loopback unless told otherwise).
     let (directory, address) = (base.directory(), config.listen.ip());
     tasks.push(tokio::spawn(crate::manager::workloads::forever(
@@ -199,23 +234,11 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
     let mut agents = Vec::new();
     for (i, node) in config.nodes.iter().enumerate() {
         let node_dir = config.data_dir.join("nodes").join(&node.name);
-        let mut rc = RuntimeConfig::new(&node_dir);
-        rc.node_name = node.name.clone();
-        rc.allow_host_path = config.allow_host_path;
-        rc.capacity = node.capacity(machine)?;
         // Each node hands out addresses from its own /16: 10.88.0.0, 10.89.0.0, ...
-        rc.pod_network = std::net::Ipv4Addr::new(10, 88u8.saturating_add(i as u8), 0, 0);
-        let runtime = base.sibling(rc);
+        let network = std::net::Ipv4Addr::new(10, 88u8.saturating_add(i as u8), 0, 0);
+        let runtime = node.runtime(&base, &node_dir, config.allow_host_path, network, None)?;
         api.register_node_logs(&node.name, Arc::new(FileLogs { data_dir: node_dir }));
-        let opts = NodeOptions {
-            name: node.name.clone(),
-            labels: node.labels.clone(),
-            taints: node.taints.clone(),
-            max_pods: node.max_pods,
-            lease_duration_seconds: node.lease_duration_seconds,
-            endpoint_port: None,
-        };
-        let agent = Agent::new(Arc::clone(&client), runtime, opts);
+        let agent = Agent::new(Arc::clone(&client), runtime, node.options(None));
         agents.push((node.name.clone(), tokio::spawn(agent.run())));
     }
     Ok(Cluster {
@@ -244,15 +267,8 @@ pub async fn join(
     let mut base = RuntimeConfig::new(data_dir);
     base.allow_host_path = allow_host_path;
     let base = Runtime::new(base)?;
-    let machine = (base.allocatable().0, base.allocatable().1);
     let node_dir = data_dir.join("nodes").join(&node.name);
-    let mut rc = RuntimeConfig::new(&node_dir);
-    rc.node_name = node.name.clone();
-    rc.allow_host_path = allow_host_path;
-    rc.capacity = node.capacity(machine)?;
-    rc.pod_network = pod_network;
-    rc.host_ip = endpoint.ip().to_string();
-    let runtime = base.sibling(rc);
+    let runtime = node.runtime(&base, &node_dir, allow_host_path, pod_network, Some(endpoint.ip()))?;
     // The endpoint the API server reaches for this node's container logs.
     let listener = tokio::net::TcpListener::bind(endpoint)
         .await
@@ -267,15 +283,11 @@ pub async fn join(
             data_dir: node_dir.clone(),
         }),
     ));
-    let opts = NodeOptions {
-        name: node.name.clone(),
-        labels: node.labels.clone(),
-        taints: node.taints.clone(),
-        max_pods: node.max_pods,
-        lease_duration_seconds: node.lease_duration_seconds,
-        endpoint_port: Some(i32::from(port)),
-    };
-    let agent = Agent::new(crate::node_client::RemoteClient::new(client), runtime, opts);
+    let agent = Agent::new(
+        crate::node_client::RemoteClient::new(client),
+        runtime,
+        node.options(Some(i32::from(port))),
+    );
     Ok(tokio::spawn(async move {
         agent.run().await;
         logs.abort();

@@ -126,43 +126,35 @@ fn apply(api: &Api, effects: Vec<Effect>) -> Result<(), ApiError> {
                     Err(e) => return Err(e),
                 }
             }
-            Effect::RemoveOwnerReferences { target, owner_uids } => {
-                let Some(info) = info_of(&target) else { continue };
-                let result = modify(
-                    api,
-                    info,
-                    target.namespace.as_deref(),
-                    &target.name,
-                    Some(&target.uid),
-                    false,
-                    |o| {
-                        if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
-                            refs.retain(|r| !owner_uids.iter().any(|u| r["uid"].as_str() == Some(u)));
-                        }
-                    },
-                );
-                ignore_gone(result)?;
-            }
-            Effect::RemoveFinalizer { target, finalizer } => {
-                let Some(info) = info_of(&target) else { continue };
-                let result = modify(
-                    api,
-                    info,
-                    target.namespace.as_deref(),
-                    &target.name,
-                    Some(&target.uid),
-                    false,
-                    |o| {
-                        if let Some(list) = o["metadata"]["finalizers"].as_array_mut() {
-                            list.retain(|f| f.as_str() != Some(finalizer.as_str()));
-                        }
-                    },
-                );
-                ignore_gone(result)?;
-            }
+            Effect::RemoveOwnerReferences { target, owner_uids } => change(api, &target, |o| {
+                if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
+                    refs.retain(|r| !owner_uids.iter().any(|u| r["uid"].as_str() == Some(u)));
+                }
+            })?,
+            Effect::RemoveFinalizer { target, finalizer } => change(api, &target, |o| {
+                if let Some(list) = o["metadata"]["finalizers"].as_array_mut() {
+                    list.retain(|f| f.as_str() != Some(finalizer.as_str()));
+                }
+            })?,
         }
     }
     Ok(())
+}
+
+/// Changes the target object (if it is still the one with the target's uid).
+fn change(api: &Api, target: &Target, f: impl FnMut(&mut Value)) -> Result<(), ApiError> {
+    let Some(info) = info_of(target) else {
+        return Ok(());
+    };
+    ignore_gone(modify(
+        api,
+        info,
+        target.namespace.as_deref(),
+        &target.name,
+        Some(&target.uid),
+        false,
+        f,
+    ))
 }
 
 /// An object that is already gone (or replaced) needs nothing more.

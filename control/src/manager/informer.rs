@@ -79,7 +79,9 @@ impl<T: DeserializeOwned> Informer<T> {
             });
         }
     }
+}
 
+impl<T> Informer<T> {
     /// The cached objects of one namespace.
     pub fn in_namespace<'a>(&'a self, ns: &str) -> impl Iterator<Item = &'a Arc<T>> + 'a {
         let prefix = format!("{ns}/");

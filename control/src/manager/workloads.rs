@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use capstan_core::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use capstan_core::k8s_openapi::api::core::v1::Pod;
-use capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use serde_json::{Value, json};
 
 use super::informer::{Expectations, Informer, Queue, sleep_until};
@@ -64,6 +64,31 @@ fn record(api: &Api, object: &impl serde::Serialize, kind: &str, note: &EventNot
     events::record(api, &value, kind, note.type_, note.reason, &note.message, component);
 }
 
+/// Queues the controller of a changed dependent or, for an orphan, every owner whose
+/// selector matches it (any of them may adopt it).
+fn enqueue_owner<T>(
+    queue: &mut Queue,
+    dependent: &ObjectMeta,
+    kind: &str,
+    owners: &Informer<T>,
+    selector: impl Fn(&T) -> Option<&LabelSelector>,
+) where
+    T: capstan_core::k8s_openapi::Metadata<Ty = ObjectMeta>,
+{
+    let ns = dependent.namespace.as_deref().unwrap_or_default();
+    match controller_of(dependent, kind) {
+        Some(owner) => queue.add(format!("{ns}/{}", owner.name)),
+        None => {
+            let dependent_labels = labels(dependent);
+            for owner in owners.in_namespace(ns) {
+                if selector(owner).is_some_and(|s| label_selector_matches(s, &dependent_labels)) {
+                    queue.add(key(owner.metadata()));
+                }
+            }
+        }
+    }
+}
+
 /// The ReplicaSet controller.
 pub async fn replica_sets(api: Arc<Api>) -> Result<(), ApiError> {
     let mut sets = Informer::<ReplicaSet>::start(&api, res("apps", "replicasets")).await?;
@@ -78,20 +103,7 @@ pub async fn replica_sets(api: Arc<Api>) -> Result<(), ApiError> {
             }
             change = pods.next() => {
                 let Some(change) = change else { return Ok(()) };
-                let meta = &change.object.metadata;
-                let ns = meta.namespace.as_deref().unwrap_or_default();
-                match controller_of(meta, "ReplicaSet") {
-                    Some(owner) => queue.add(format!("{ns}/{}", owner.name)),
-                    // An orphan may be adopted by any ReplicaSet whose selector matches it.
-                    None => {
-                        let pod_labels = labels(meta);
-                        for rs in sets.in_namespace(ns) {
-                            if rs.spec.as_ref().is_some_and(|s| label_selector_matches(&s.selector, &pod_labels)) {
-                                queue.add(key(&rs.metadata));
-                            }
-                        }
-                    }
-                }
+                enqueue_owner(&mut queue, &change.object.metadata, "ReplicaSet", &sets, |rs| rs.spec.as_ref().map(|s| &s.selector));
             }
             () = sleep_until(queue.next_due()) => {}
         }
@@ -223,19 +235,7 @@ pub async fn deployments(api: Arc<Api>) -> Result<(), ApiError> {
             }
             change = sets.next() => {
                 let Some(change) = change else { return Ok(()) };
-                let meta = &change.object.metadata;
-                let ns = meta.namespace.as_deref().unwrap_or_default();
-                match controller_of(meta, "Deployment") {
-                    Some(owner) => queue.add(format!("{ns}/{}", owner.name)),
-                    None => {
-                        let rs_labels = labels(meta);
-                        for d in deploys.in_namespace(ns) {
-                            if d.spec.as_ref().is_some_and(|s| label_selector_matches(&s.selector, &rs_labels)) {
-                                queue.add(key(&d.metadata));
-                            }
-                        }
-                    }
-                }
+                enqueue_owner(&mut queue, &change.object.metadata, "Deployment", &deploys, |d| d.spec.as_ref().map(|s| &s.selector));
             }
             change = pods.next() => {
                 let Some(change) = change else { return Ok(()) };
