@@ -536,3 +536,55 @@ fn a_node_in_another_process_joins_runs_pods_and_serves_their_logs() {
     .unwrap();
     assert_eq!(status, 404, "the remote node removed the stopped pod");
 }
+
+#[test]
+fn a_guest_reaches_another_service_by_its_dns_name() {
+    let data = DataDir::new("cluster-service-dns");
+    let up = Up::start(&data, &[]);
+    up.kubectl_ok(&["apply", "-f", "examples/service-discovery/log-service.yaml"]);
+    up.kubectl_ok(&["rollout", "status", "deployment/log-ambassador", "--timeout=90s"]);
+    eventually("two ambassador endpoints", DEADLINE, || {
+        let (status, body) = http(
+            &up.addr,
+            "GET",
+            "/api/v1/namespaces/default/endpoints/log-ambassador",
+            "",
+            "",
+        )
+        .ok()?;
+        let eps: Value = serde_json::from_str(&body).ok()?;
+        (status == 200 && eps["subsets"][0]["addresses"].as_array().map(Vec::len) == Some(2)).then_some(())
+    });
+    // Expose the generator and ask it for numbers; each is POSTed to the ambassador Service.
+    let port = free_node_port(2);
+    let service = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: random-generator\nspec:\n  type: NodePort\n  selector:\n    app: random-generator\n  ports:\n  - port: 8080\n    nodePort: {port}\n"
+    );
+    let file = data.0.join("generator-service.yaml");
+    std::fs::write(&file, service).unwrap();
+    up.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    let addr = format!("127.0.0.1:{port}");
+    let mut numbers = Vec::new();
+    for _ in 0..6 {
+        let body = eventually("the generator behind its node port", DEADLINE, || {
+            match http(&addr, "GET", "/", "", "") {
+                Ok((200, body)) => Some(body),
+                _ => None,
+            }
+        });
+        let served: Value = serde_json::from_str(&body).expect("JSON");
+        numbers.push(served["random"].to_string());
+    }
+    // Every number reached an ambassador pod, and the Service spread them over both.
+    let logs = eventually("the ambassadors to log every number", DEADLINE, || {
+        let out = up.kubectl(&["logs", "-l", "app=log-ambassador", "--prefix"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        numbers.iter().all(|n| text.contains(n.as_str())).then_some(text)
+    });
+    let pods_logging: std::collections::HashSet<&str> = logs
+        .lines()
+        .filter(|l| numbers.iter().any(|n| l.contains(n.as_str())))
+        .filter_map(|l| l.split(']').next())
+        .collect();
+    assert_eq!(pods_logging.len(), 2, "both ambassador pods got requests:\n{logs}");
+}

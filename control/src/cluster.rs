@@ -225,10 +225,12 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
     let base = Runtime::new(base)?;
     // Node ports listen where the API server does (loopback unless told otherwise).
     let (directory, address) = (base.directory(), config.listen.ip());
+    let services = Arc::new(crate::proxy::ServiceTable::default());
+    base.set_service_resolver(Arc::clone(&services) as Arc<dyn capstan_runtime::services::ServiceResolver>);
     tasks.push(tokio::spawn(crate::manager::workloads::forever(
         "service-proxy",
         Arc::clone(&api),
-        move |api| crate::proxy::run(api, Arc::clone(&directory), address),
+        move |api| crate::proxy::run(api, Arc::clone(&directory), address, Arc::clone(&services)),
     )));
     let client = LocalClient::new(Arc::clone(&api));
     let mut agents = Vec::new();

@@ -29,6 +29,7 @@ pub mod prober;
 pub mod publish;
 pub mod runtime;
 pub mod sandbox;
+pub mod services;
 pub mod status;
 pub mod store;
 pub mod volumes;

@@ -1,9 +1,10 @@
 //! Where a guest's outgoing `wasi:http` requests go. Requests to `localhost`, the
 //! loopback addresses or the pod's own IP are delivered in-process to the
-//! container serving that port of the pod (no host socket). Requests to other
-//! hosts are refused, unless the pod grants them with the `capstan.dev/allow-hosts`
-//! annotation (for ambassadors that talk to the outside); a grant wins over local
-//! delivery, so `127.0.0.1:PORT` can be granted to reach a host service.
+//! container serving that port of the pod (no host socket). Requests to another pod's IP
+//! or to a Service (by name or cluster IP) go in-process to that pod, or to a ready endpoint
+//! of the Service. Requests to other hosts are refused, unless the pod grants them with the
+//! `capstan.dev/allow-hosts` annotation (for ambassadors that talk to the outside); a grant
+//! wins over local delivery, so `127.0.0.1:PORT` can be granted to reach a host service.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,7 +12,11 @@ use std::sync::Arc;
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::directory::PodDirectory;
 use crate::network::PodNetwork;
+use crate::services::ServiceLink;
 
 /// The annotation listing the hosts a pod may reach: `host[:port]`, comma-separated
 /// (`*` as the host allows every host on that port; no port allows every port).
@@ -57,7 +62,9 @@ pub enum Route {
     Pod(u16),
     /// Out over the host network (granted).
     Host,
-    Denied,
+    /// Anywhere else: another pod or a Service of the cluster, if the host names one;
+    /// refused otherwise.
+    Cluster,
 }
 
 /// Decides a request's route from its host and port. Pure.
@@ -72,7 +79,7 @@ pub fn route(host: &str, port: u16, pod_ip: &str, grants: &[HostGrant]) -> Route
     if host == "localhost" || host == "127.0.0.1" || host == "::1" || host == pod_ip {
         return Route::Pod(port);
     }
-    Route::Denied
+    Route::Cluster
 }
 
 /// What a container's outgoing HTTP may reach. Cloning shares it.
@@ -81,7 +88,33 @@ pub struct OutgoingPolicy {
     pub network: PodNetwork,
     pub pod_ip: String,
     pub grants: Arc<Vec<HostGrant>>,
+    /// The pod's namespace: where a bare Service name is looked up.
+    pub namespace: String,
+    /// The pods of this process, by IP.
+    pub pods: Arc<PodDirectory>,
+    /// The cluster's Services.
+    pub services: Arc<ServiceLink>,
 }
+
+impl OutgoingPolicy {
+    /// The network and port a request to `host:port` outside the pod goes to: another pod
+    /// by IP, or a ready endpoint of a Service that serves now (spreading requests by a
+    /// counter); `None` when nothing in the cluster answers to it.
+    fn cluster_target(&self, host: &str, port: u16) -> Option<(PodNetwork, u16)> {
+        if let Some(network) = self.pods.get(host) {
+            return Some((network, port));
+        }
+        let endpoints = self.services.endpoints(host, port, &self.namespace)?;
+        let start = NEXT_ENDPOINT.fetch_add(1, Ordering::Relaxed);
+        (0..endpoints.len()).find_map(|i| {
+            let (ip, target) = &endpoints[(start + i) % endpoints.len()];
+            self.pods.get(ip).filter(|n| n.is_served(*target)).map(|n| (n, *target))
+        })
+    }
+}
+
+/// Spreads guests' requests over a Service's endpoints.
+static NEXT_ENDPOINT: AtomicUsize = AtomicUsize::new(0);
 
 /// The `WasiHttpHooks` of one instance.
 pub struct OutgoingHttp {
@@ -123,7 +156,16 @@ impl WasiHttpHooks for OutgoingHttp {
                 let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
                 Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
             }),
-            Route::Denied => Box::new(async { Err(Error::HttpRequestDenied) }),
+            Route::Cluster => match self.policy.cluster_target(&host, port) {
+                Some((network, port)) => Box::new(async move {
+                    let response = network
+                        .http(port, request)
+                        .await
+                        .map_err(|_| Error::ConnectionRefused)?;
+                    Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+                }),
+                None => Box::new(async { Err(Error::HttpRequestDenied) }),
+            },
         }
     }
 }
@@ -142,10 +184,10 @@ mod tests {
             ("10.88.0.7", 8080, Route::Pod(8080)),
             ("api.example.com", 443, Route::Host),
             ("API.example.com", 443, Route::Host),
-            ("api.example.com", 80, Route::Denied),
+            ("api.example.com", 80, Route::Cluster),
             ("logs.internal", 1234, Route::Host),
             ("127.0.0.1", 7777, Route::Host),
-            ("example.org", 80, Route::Denied),
+            ("example.org", 80, Route::Cluster),
         ];
         for (host, port, want) in cases {
             assert_eq!(route(host, port, "10.88.0.7", &grants), want, "{host}:{port}");

@@ -379,6 +379,9 @@ impl Worker {
                 network: self.network.clone(),
                 pod_ip: self.facts.pod_ip.clone(),
                 grants: grants.clone(),
+                namespace: self.pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+                pods: Arc::clone(&self.rt.directory),
+                services: Arc::clone(&self.rt.services),
             },
         };
         let port = c

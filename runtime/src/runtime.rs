@@ -18,6 +18,7 @@ use crate::engine::WasmEngine;
 use crate::error::RuntimeError;
 use crate::images::ImageStore;
 use crate::pod::{PodHandle, Worker};
+use crate::services::{ServiceLink, ServiceResolver};
 use crate::volumes::VolumePolicy;
 
 /// Settings of a node's runtime.
@@ -63,7 +64,8 @@ pub(crate) struct RuntimeInner {
     pub(crate) volume_policy: VolumePolicy,
     config: RuntimeConfig,
     programs: Arc<Programs>,
-    directory: Arc<PodDirectory>,
+    pub(crate) directory: Arc<PodDirectory>,
+    pub(crate) services: Arc<ServiceLink>,
     next_ip: AtomicU32,
     /// The node's allocatable CPU (millicores), memory and disk (bytes), read once:
     /// what `resourceFieldRef` reports for an unset limit.
@@ -81,7 +83,14 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let engine = WasmEngine::new()?;
         let images = Arc::new(ImageStore::open(&config.data_dir.join("images"), engine.clone())?);
-        Ok(Self::build(engine, images, Arc::default(), Arc::default(), config))
+        Ok(Self::build(
+            engine,
+            images,
+            Arc::default(),
+            Arc::default(),
+            Arc::default(),
+            config,
+        ))
     }
 
     fn build(
@@ -89,6 +98,7 @@ impl Runtime {
         images: Arc<ImageStore>,
         programs: Arc<Programs>,
         directory: Arc<PodDirectory>,
+        services: Arc<ServiceLink>,
         config: RuntimeConfig,
     ) -> Self {
         let volume_policy = VolumePolicy {
@@ -110,6 +120,7 @@ impl Runtime {
                 config,
                 programs,
                 directory,
+                services,
                 next_ip: AtomicU32::new(2),
                 allocatable,
             }),
@@ -124,8 +135,15 @@ impl Runtime {
             Arc::clone(&self.inner.images),
             Arc::clone(&self.inner.programs),
             Arc::clone(&self.inner.directory),
+            Arc::clone(&self.inner.services),
             config,
         )
+    }
+
+    /// Where guests' requests to Services go: set once by the control plane for every node
+    /// of the process.
+    pub fn set_service_resolver(&self, resolver: Arc<dyn ServiceResolver>) {
+        self.inner.services.set(resolver);
     }
 
     /// The pods running in this process (this runtime and its siblings), by IP.

@@ -1,7 +1,8 @@
 //! The service proxy (kube-proxy's role) for the nodes of this process: follows Services and
 //! Endpoints through the API, keeps the routing [`table`], and opens a real host listener for
 //! every NodePort (and LoadBalancer) port, whose requests go to a ready endpoint's pod through
-//! the in-memory pod network — no host socket between the listener and the pod.
+//! the in-memory pod network — no host socket between the listener and the pod. It also keeps
+//! the [`ServiceTable`] the runtime resolves guests' requests to Service names through.
 //!
 //! A request whose endpoint no longer serves (its pod is stopping and the Endpoints have not
 //! caught up yet) is tried on the next endpoint: nothing of it reached a guest, so the retry
@@ -17,6 +18,7 @@ use std::sync::{Arc, RwLock};
 use capstan_core::k8s_openapi::api::core::v1::{Endpoints, Service};
 use capstan_runtime::container::{plain, serve_connection};
 use capstan_runtime::directory::PodDirectory;
+use capstan_runtime::services::ServiceResolver;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -28,8 +30,32 @@ use crate::manager::informer::Informer;
 /// The routing table the listeners read: node port → backend.
 type Routes = Arc<RwLock<HashMap<u16, Backend>>>;
 
-/// Runs the proxy until the task is dropped; node ports listen on `address`.
-pub async fn run(api: Arc<Api>, directory: Arc<PodDirectory>, address: IpAddr) -> Result<(), ApiError> {
+/// Every Service port and its ready endpoints, as the runtime's guests look them up (their
+/// outgoing requests to Service names and cluster IPs).
+#[derive(Default)]
+pub struct ServiceTable {
+    backends: RwLock<Vec<Backend>>,
+}
+
+impl ServiceResolver for ServiceTable {
+    fn endpoints(&self, host: &str, port: u16, namespace: &str) -> Option<Vec<(String, u16)>> {
+        let backends = self.backends.read().unwrap_or_else(|e| e.into_inner());
+        match table::resolve(&backends, host, port, namespace) {
+            Ok(Some(backend)) => Some(backend.endpoints.clone()),
+            Ok(None) => Some(Vec::new()),
+            Err(()) => None,
+        }
+    }
+}
+
+/// Runs the proxy until the task is dropped; node ports listen on `address`, and `services`
+/// is kept current for the guests.
+pub async fn run(
+    api: Arc<Api>,
+    directory: Arc<PodDirectory>,
+    address: IpAddr,
+    services_table: Arc<ServiceTable>,
+) -> Result<(), ApiError> {
     let mut services = Informer::<Service>::start(&api, find("", "v1", "services").expect("served")).await?;
     let mut endpoints = Informer::<Endpoints>::start(&api, find("", "v1", "endpoints").expect("served")).await?;
     let routes: Routes = Arc::default();
@@ -45,10 +71,9 @@ pub async fn run(api: Arc<Api>, directory: Arc<PodDirectory>, address: IpAddr) -
         }
         let svc: Vec<Service> = services.items.values().map(|s| (**s).clone()).collect();
         let eps: Vec<Endpoints> = endpoints.items.values().map(|e| (**e).clone()).collect();
-        let table: HashMap<u16, Backend> = backends(&svc, &eps)
-            .into_iter()
-            .filter_map(|b| b.node_port.map(|p| (p, b)))
-            .collect();
+        let all = backends(&svc, &eps);
+        let table: HashMap<u16, Backend> = all.iter().filter_map(|b| b.node_port.map(|p| (p, b.clone()))).collect();
+        *services_table.backends.write().unwrap_or_else(|e| e.into_inner()) = all;
         listeners.retain(|port, task| {
             let keep = table.contains_key(port);
             if !keep {

@@ -44,6 +44,35 @@ impl Backend {
     }
 }
 
+/// The backend a client in `namespace` means by `host:port`: a cluster IP, or a Service name
+/// in any of its DNS forms (`web`, `web.ns`, `web.ns.svc`, `web.ns.svc.cluster.local`).
+/// `Ok(None)`: a Service of that name without that port; `Err(())`: no such Service.
+#[expect(clippy::result_unit_err, reason = "the two outcomes need no more than their names")]
+pub fn resolve<'a>(backends: &'a [Backend], host: &str, port: u16, namespace: &str) -> Result<Option<&'a Backend>, ()> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let matches: Vec<&Backend> = if host.parse::<std::net::IpAddr>().is_ok() {
+        backends
+            .iter()
+            .filter(|b| b.cluster_ip.as_deref() == Some(host.as_str()))
+            .collect()
+    } else {
+        let labels: Vec<&str> = host.split('.').collect();
+        let (service, ns) = match labels.as_slice() {
+            [svc] => (*svc, namespace),
+            [svc, ns] | [svc, ns, "svc"] | [svc, ns, "svc", "cluster", "local"] => (*svc, *ns),
+            _ => return Err(()),
+        };
+        backends
+            .iter()
+            .filter(|b| b.service == service && b.namespace == ns)
+            .collect()
+    };
+    if matches.is_empty() {
+        return Err(());
+    }
+    Ok(matches.into_iter().find(|b| b.port == port))
+}
+
 /// Every Service port with its ready endpoints (ExternalName services have none).
 pub fn backends(services: &[Service], endpoints: &[Endpoints]) -> Vec<Backend> {
     let mut out = Vec::new();
@@ -140,6 +169,30 @@ mod tests {
         assert!((0..10).all(|turn| b.pick(turn, Some("192.0.2.7"), 0).cloned() == first));
         b.endpoints.clear();
         assert_eq!(b.pick(0, None, 0), None);
+    }
+
+    #[test]
+    fn names_resolve_in_every_dns_form_and_by_cluster_ip() {
+        let services = vec![svc(json!({"metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"clusterIP": "10.96.0.7", "ports": [{"port": 80}]}}))];
+        let b = backends(&services, &[]);
+        for (host, ns) in [
+            ("web", "shop"),
+            ("web.shop", "other"),
+            ("web.shop.svc", "other"),
+            ("web.shop.svc.cluster.local.", "other"),
+            ("10.96.0.7", "other"),
+        ] {
+            let found = resolve(&b, host, 80, ns).unwrap().unwrap();
+            assert_eq!(found.service, "web", "{host}");
+        }
+        assert_eq!(resolve(&b, "web", 81, "shop"), Ok(None), "known service, unknown port");
+        assert_eq!(
+            resolve(&b, "web", 80, "other"),
+            Err(()),
+            "a bare name is looked up in the caller's namespace"
+        );
+        assert_eq!(resolve(&b, "example.com", 80, "shop"), Err(()));
     }
 
     #[test]
