@@ -4,8 +4,10 @@
 //! Owns: the wasmtime engine (pooling allocator, epoch time-slicing), the image
 //! store and compiled-code cache, each container's sandbox (WASI context, root
 //! filesystem, volumes, logs, memory and CPU limits), the pod lifecycle and the
-//! worker that drives it, the pod's port routing, and the node agent (`agent`) that
-//! runs the pods bound to the node, through a `ClusterClient` the control plane provides.
+//! worker that drives it, the pod's port routing, the process's pods by IP (`directory`)
+//! with the seam through which guests resolve Services (`services`), and the node agent
+//! (`agent`) that runs the pods bound to the node, through a `ClusterClient` the control
+//! plane provides.
 //!
 //! Must not touch: the Kubernetes API server and store, scheduling or controllers (`control/`), and
 //! Kubernetes object semantics that need no I/O (parsing, defaulting, validation,
