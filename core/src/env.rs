@@ -18,7 +18,10 @@ use crate::quantity::QuantityError;
 pub use crate::expansion::expand;
 pub use source::{ConfigObjects, ConfigSource, pod_namespace};
 
+mod services;
 mod source;
+
+pub use services::service_env;
 
 /// Why a container's configuration (env or data volume) could not be produced.
 /// Messages follow the kubelet's, which users meet in pod events.
@@ -221,6 +224,12 @@ pub fn resolve_env(
         secrets: HashMap::new(),
     };
     let mut env = EnvList::default();
+    // Service links first, so the container's own env can use and override them.
+    if pod.spec.as_ref().and_then(|s| s.enable_service_links) != Some(false) {
+        for (name, value) in service_env(&src.services(namespace)) {
+            env.set(name, value);
+        }
+    }
     let not_found_cm = |name: &str| ConfigError::ConfigMapNotFound {
         namespace: namespace.into(),
         name: name.into(),

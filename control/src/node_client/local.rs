@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use capstan_core::env::ConfigObjects;
 use capstan_core::k8s_openapi::api::coordination::v1::Lease;
-use capstan_core::k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
+use capstan_core::k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
 use capstan_runtime::agent::{ClientError, ClusterClient, PodChange};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -200,9 +200,11 @@ impl ClusterClient for LocalClient {
                 let opts = ListOptions::default();
                 let (maps, _) = api.list_items(res("", "configmaps"), Some(&ns), &opts)?;
                 let (secrets, _) = api.list_items(res("", "secrets"), Some(&ns), &opts)?;
+                let (services, _) = api.list_items(res("", "services"), Some(&ns), &opts)?;
                 Ok(ConfigObjects {
                     config_maps: maps.into_iter().filter_map(from_value::<ConfigMap>).collect(),
                     secrets: secrets.into_iter().filter_map(from_value::<Secret>).collect(),
+                    services: services.into_iter().filter_map(from_value::<Service>).collect(),
                 })
             })
             .await

@@ -209,9 +209,15 @@ impl ClusterClient for RemoteClient {
             .get(&format!("/api/v1/namespaces/{ns}/secrets"))
             .await
             .map_err(err)?;
+        let services = self
+            .client
+            .get(&format!("/api/v1/namespaces/{ns}/services"))
+            .await
+            .map_err(err)?;
         Ok(ConfigObjects {
             config_maps: items(&maps),
             secrets: items(&secrets),
+            services: items(&services),
         })
     }
 }

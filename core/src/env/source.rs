@@ -1,7 +1,7 @@
 //! Where a pod's ConfigMaps and Secrets come from: the node's view of the API, or an
 //! in-memory set of objects from applied manifests.
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::manifest::Object;
@@ -12,6 +12,11 @@ pub trait ConfigSource {
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap>;
     /// The Secret `namespace/name`, if it exists.
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret>;
+    /// The Services of `namespace`, for the pod's service environment variables (none
+    /// without a control plane).
+    fn services(&self, _namespace: &str) -> Vec<Service> {
+        Vec::new()
+    }
 }
 
 /// An in-memory [`ConfigSource`], for manifests applied without an API server and for tests.
@@ -21,6 +26,8 @@ pub struct ConfigObjects {
     pub config_maps: Vec<ConfigMap>,
     /// The Secrets; one without a namespace is in `default`.
     pub secrets: Vec<Secret>,
+    /// The Services the pod's namespace has when it starts.
+    pub services: Vec<Service>,
 }
 
 impl ConfigObjects {
@@ -55,6 +62,14 @@ impl ConfigSource for ConfigObjects {
             .iter()
             .find(|s| is_at(&s.metadata, namespace, name))
             .cloned()
+    }
+
+    fn services(&self, namespace: &str) -> Vec<Service> {
+        self.services
+            .iter()
+            .filter(|s| s.metadata.namespace.as_deref().unwrap_or("default") == namespace)
+            .cloned()
+            .collect()
     }
 }
 
