@@ -66,3 +66,100 @@ async fn a_pod_gets_service_variables_for_the_services_of_its_namespace() {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A node port nobody listens on now.
+fn free_node_port() -> u16 {
+    let base = 30000 + (std::process::id() * 13 % 2000) as u16;
+    (0..700)
+        .map(|i| base + i)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free node port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_without_selector_routes_to_its_manual_endpoints() {
+    let dir = std::env::temp_dir().join(format!("capstan-manual-endpoints-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cluster = cluster::up(ClusterConfig {
+        data_dir: dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        nodes: NodeConfig::numbered(1),
+        allow_host_path: false,
+    })
+    .await
+    .expect("cluster starts");
+    let api = Arc::clone(&cluster.api);
+    let (pods, services, endpoints) = (
+        find("", "v1", "pods").unwrap(),
+        find("", "v1", "services").unwrap(),
+        find("", "v1", "endpoints").unwrap(),
+    );
+    let create = |info, object| {
+        api.create(info, Some("default"), object, &WriteOptions::default())
+            .unwrap()
+    };
+    // An ambassador pod nothing selects, and a Service whose endpoints are written by hand.
+    create(
+        pods,
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ambassador"},
+            "spec": {"containers": [{"name": "a", "image": "k8spatterns/random-generator-log-ambassador"}]}}),
+    );
+    let end = Instant::now() + DEADLINE;
+    let ambassador_ip = loop {
+        let pod = api.get(pods, Some("default"), "ambassador").unwrap();
+        if pod["status"]["phase"] == "Running" {
+            break pod["status"]["podIP"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < end, "the ambassador did not start: {pod}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    create(
+        services,
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "external-log"},
+            "spec": {"ports": [{"port": 9009}]}}),
+    );
+    create(
+        endpoints,
+        json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "external-log"},
+            "subsets": [{"addresses": [{"ip": ambassador_ip}], "ports": [{"port": 9009}]}]}),
+    );
+    // The generator logs to the Service by name; it is reached through a node port.
+    let port = free_node_port();
+    create(
+        pods,
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "generator", "labels": {"app": "gen"}},
+            "spec": {"containers": [{"name": "g", "image": "k8spatterns/random-generator:1.0",
+                "env": [{"name": "LOG_URL", "value": "http://external-log:9009"}]}]}}),
+    );
+    create(
+        services,
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "generator"},
+            "spec": {"type": "NodePort", "selector": {"app": "gen"}, "ports": [{"port": 8080, "nodePort": port}]}}),
+    );
+    let client = capstan_control::client::Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let served = loop {
+        match client.get("/").await {
+            Ok(v) if v["random"].is_number() => break v["random"].to_string(),
+            _ => {}
+        }
+        assert!(Instant::now() < end, "the generator never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let ambassador = api.get(pods, Some("default"), "ambassador").unwrap();
+    let logged = loop {
+        let mut log = api.logs(&ambassador, LogOptions::default()).unwrap().expect("a log");
+        let mut text = Vec::new();
+        while let Some(chunk) = log.recv().await {
+            text.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8_lossy(&text).into_owned();
+        if text.contains(&served) {
+            break text;
+        }
+        assert!(Instant::now() < end, "the ambassador never logged {served}: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(logged.contains(&served));
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
