@@ -381,16 +381,25 @@ fn ambassador_receives_one_post_per_request() {
     let data = DataDir::new("ambassador");
     let play = Play::start(&data, &["examples/ambassador/pod.yaml", "-p", "0:8080"]);
     let port = play.published_port();
+    // Both containers serve before the first request, or its POST has nowhere to go.
+    Play::wait_line(&play.stdout, "both containers ready", |l| {
+        l.contains("pod/random-generator Running ready 2/2")
+    });
     for _ in 0..2 {
         assert_eq!(http_get(port, "/").0, 200);
     }
-    let out = capstan()
-        .arg("--data-dir")
-        .arg(&data.0)
-        .args(["logs", "random-generator", "-c", "ambassador"])
-        .output()
-        .unwrap();
-    let logs = String::from_utf8_lossy(&out.stdout);
+    // The generator POSTs each number as it answers; the ambassador logs it when the POST
+    // arrives, which on a loaded machine can trail the answer.
+    let logs = support::eventually("the ambassador to log both POSTs", DEADLINE, || {
+        let out = capstan()
+            .arg("--data-dir")
+            .arg(&data.0)
+            .args(["logs", "random-generator", "-c", "ambassador"])
+            .output()
+            .unwrap();
+        let logs = String::from_utf8_lossy(&out.stdout).into_owned();
+        (logs.lines().filter(|l| l.starts_with("LOG {")).count() >= 2).then_some(logs)
+    });
     assert_eq!(logs.lines().filter(|l| l.starts_with("LOG {")).count(), 2, "{logs}");
 }
 
