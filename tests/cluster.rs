@@ -588,3 +588,31 @@ fn a_guest_reaches_another_service_by_its_dns_name() {
         .collect();
     assert_eq!(pods_logging.len(), 2, "both ambassador pods got requests:\n{logs}");
 }
+
+#[test]
+fn an_ingress_routes_two_hosts_to_their_services() {
+    let data = DataDir::new("cluster-ingress");
+    let up = Up::start(&data, &[]);
+    up.kubectl_ok(&["apply", "-f", "examples/ingress/two-hosts.yaml"]);
+    for d in ["generator-v1", "generator-v2"] {
+        up.kubectl_ok(&["rollout", "status", &format!("deployment/{d}"), "--timeout=90s"]);
+    }
+    let version_for = |host: &str| {
+        eventually(
+            &format!("{host} through the gateway"),
+            DEADLINE,
+            || match support::http_to_host(&up.ingress, host, "GET", "/", "", "") {
+                Ok((200, body)) => serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .map(|v| v["version"].to_string()),
+                _ => None,
+            },
+        )
+    };
+    assert_eq!(version_for("v1.example.com"), "\"1.0\"");
+    assert_eq!(version_for("v2.example.com:8081"), "\"2.0\"");
+    let (status, body) = support::http_to_host(&up.ingress, "elsewhere.example.com", "GET", "/", "", "").unwrap();
+    assert_eq!(status, 404, "{body}");
+    let listed = up.kubectl_ok(&["get", "ingress"]);
+    assert!(listed.contains("generators"), "{listed}");
+}

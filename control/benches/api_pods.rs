@@ -60,6 +60,7 @@ async fn through_the_api(dir: &std::path::Path) -> Vec<Duration> {
     let cluster = cluster::up(ClusterConfig {
         data_dir: dir.join("cluster"),
         listen: "127.0.0.1:0".parse().unwrap(),
+        ingress_listen: None,
         nodes: NodeConfig::numbered(1),
         allow_host_path: false,
     })

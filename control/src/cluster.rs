@@ -153,6 +153,8 @@ impl NodeConfig {
 pub struct ClusterConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// Where the Ingress gateway listens (`None`: no gateway).
+    pub ingress_listen: Option<SocketAddr>,
     pub nodes: Vec<NodeConfig>,
     pub allow_host_path: bool,
 }
@@ -162,6 +164,8 @@ pub struct Cluster {
     pub api: Arc<Api>,
     /// Where the API server listens.
     pub addr: SocketAddr,
+    /// Where the Ingress gateway listens, if it does.
+    pub ingress_addr: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
     /// Each node's agent task, by node name.
     nodes: Vec<(String, JoinHandle<()>)>,
@@ -226,11 +230,38 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
     // Node ports listen where the API server does (loopback unless told otherwise).
     let (directory, address) = (base.directory(), config.listen.ip());
     let services = Arc::new(crate::proxy::ServiceTable::default());
+    let ingresses = Arc::new(std::sync::RwLock::new(crate::proxy::ingress::IngressTable::default()));
     base.set_service_resolver(Arc::clone(&services) as Arc<dyn capstan_runtime::services::ServiceResolver>);
+    let ingress_addr = match config.ingress_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ClusterError::Listen { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| ClusterError::Listen { addr, source })?;
+            tasks.push(tokio::spawn(crate::proxy::gateway(
+                listener,
+                Arc::clone(&ingresses),
+                Arc::clone(&services),
+                Arc::clone(&directory),
+            )));
+            Some(bound)
+        }
+        None => None,
+    };
     tasks.push(tokio::spawn(crate::manager::workloads::forever(
         "service-proxy",
         Arc::clone(&api),
-        move |api| crate::proxy::run(api, Arc::clone(&directory), address, Arc::clone(&services)),
+        move |api| {
+            crate::proxy::run(
+                api,
+                Arc::clone(&directory),
+                address,
+                Arc::clone(&services),
+                Arc::clone(&ingresses),
+            )
+        },
     )));
     let client = LocalClient::new(Arc::clone(&api));
     let mut agents = Vec::new();
@@ -246,6 +277,7 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
     Ok(Cluster {
         api,
         addr,
+        ingress_addr,
         tasks,
         nodes: agents,
     })

@@ -13,6 +13,9 @@ pub struct UpArgs {
     /// Where the API server listens (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
+    /// Where the Ingress gateway listens (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub ingress_listen: SocketAddr,
     /// How many identical nodes to run in this process (0: none, the control plane only; nodes
     /// join with `capstan node --server URL`).
     #[arg(long, default_value_t = 1, conflicts_with = "node_config")]
@@ -77,6 +80,7 @@ pub async fn up(data_dir: PathBuf, args: UpArgs) -> Result<ExitCode> {
     let cluster = cluster::up(ClusterConfig {
         data_dir: data_dir.clone(),
         listen: args.listen,
+        ingress_listen: Some(args.ingress_listen),
         nodes,
         allow_host_path: args.allow_host_path,
     })
@@ -90,6 +94,9 @@ pub async fn up(data_dir: PathBuf, args: UpArgs) -> Result<ExitCode> {
         names.join(", ")
     };
     eprintln!("capstan: API server at {server}; nodes: {names}");
+    if let Some(addr) = cluster.ingress_addr {
+        eprintln!("capstan: ingress gateway at http://{addr}");
+    }
     eprintln!("capstan: kubeconfig context \"capstan\" written to {}", path.display());
     eprintln!("capstan: data in {}; Ctrl-C stops the cluster", data_dir.display());
     create_from(&cluster.api, &args.files).await?;

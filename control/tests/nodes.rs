@@ -53,6 +53,7 @@ async fn a_node_that_stops_renewing_its_lease_loses_its_pods_to_the_others() {
     let mut cluster = cluster::up(ClusterConfig {
         data_dir: dir.clone(),
         listen: "127.0.0.1:0".parse().unwrap(),
+        ingress_listen: None,
         nodes: vec![node("edge-1"), node("edge-2")],
         allow_host_path: false,
     })
@@ -125,6 +126,7 @@ async fn a_no_execute_taint_evicts_the_pods_that_do_not_tolerate_it() {
     let cluster = cluster::up(ClusterConfig {
         data_dir: dir.clone(),
         listen: "127.0.0.1:0".parse().unwrap(),
+        ingress_listen: None,
         nodes: NodeConfig::numbered(1),
         allow_host_path: false,
     })

@@ -19,6 +19,7 @@ async fn a_pod_gets_service_variables_for_the_services_of_its_namespace() {
     let cluster = cluster::up(ClusterConfig {
         data_dir: dir.clone(),
         listen: "127.0.0.1:0".parse().unwrap(),
+        ingress_listen: None,
         nodes: NodeConfig::numbered(1),
         allow_host_path: false,
     })
@@ -83,6 +84,7 @@ async fn a_service_without_selector_routes_to_its_manual_endpoints() {
     let cluster = cluster::up(ClusterConfig {
         data_dir: dir.clone(),
         listen: "127.0.0.1:0".parse().unwrap(),
+        ingress_listen: None,
         nodes: NodeConfig::numbered(1),
         allow_host_path: false,
     })

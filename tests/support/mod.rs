@@ -95,11 +95,23 @@ pub fn dechunk(mut body: &str) -> String {
 
 /// One HTTP/1.1 request to `addr` (`host:port`); the status and the (de-chunked) body.
 pub fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &str) -> std::io::Result<(u16, String)> {
+    http_to_host(addr, addr, method, path, content_type, body)
+}
+
+/// [`http`] with another `Host` header (for name-based routing).
+pub fn http_to_host(
+    addr: &str,
+    host: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut resp = String::new();
@@ -131,6 +143,8 @@ pub struct Up {
     pub child: Child,
     /// `127.0.0.1:PORT` of the API server.
     pub addr: String,
+    /// `127.0.0.1:PORT` of the Ingress gateway.
+    pub ingress: String,
     pub kubeconfig: PathBuf,
     _stderr: mpsc::Receiver<String>,
 }
@@ -142,7 +156,14 @@ impl Up {
         let mut child = capstan()
             .arg("--data-dir")
             .arg(&store)
-            .args(["up", "--listen", "127.0.0.1:0", "--kubeconfig"])
+            .args([
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--ingress-listen",
+                "127.0.0.1:0",
+                "--kubeconfig",
+            ])
             .arg(&kubeconfig)
             .args(args)
             .current_dir(repo())
@@ -151,19 +172,25 @@ impl Up {
             .spawn()
             .expect("capstan up starts");
         let stderr = lines(child.stderr.take().unwrap());
-        let addr = loop {
+        let (mut addr, mut ingress) = (None, None);
+        while addr.is_none() || ingress.is_none() {
             match stderr.recv_timeout(DEADLINE) {
                 Ok(line) => {
                     if let Some(rest) = line.split("API server at http://").nth(1) {
-                        break rest.split(';').next().unwrap().trim().to_owned();
+                        addr = Some(rest.split(';').next().unwrap().trim().to_owned());
+                    }
+                    if let Some(rest) = line.split("ingress gateway at http://").nth(1) {
+                        ingress = Some(rest.trim().to_owned());
                     }
                 }
-                Err(_) => panic!("capstan up did not report its address"),
+                Err(_) => panic!("capstan up did not report its addresses"),
             }
-        };
+        }
+        let (addr, ingress) = (addr.unwrap(), ingress.unwrap());
         Up {
             child,
             addr,
+            ingress,
             kubeconfig,
             _stderr: stderr,
         }

@@ -191,6 +191,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &["status", "scale"],
     },
     ResourceInfo {
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "ingresses",
+        singular: "ingress",
+        kind: "Ingress",
+        namespaced: true,
+        short_names: &["ing"],
+        categories: &[],
+        subresources: &["status"],
+    },
+    ResourceInfo {
         group: "coordination.k8s.io",
         version: "v1",
         plural: "leases",
@@ -272,6 +283,6 @@ mod tests {
     fn groups_list_each_group_once() {
         let groups = groups();
         assert_eq!(groups[0], ("apps", vec!["v1"]));
-        assert_eq!(groups.len(), 3);
+        assert_eq!(groups.len(), 4);
     }
 }

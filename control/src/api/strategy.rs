@@ -15,6 +15,7 @@ use capstan_core::k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, Pod, PodSpec, PodStatus, PodTemplateSpec, ResourceQuota,
     Secret, Service,
 };
+use capstan_core::k8s_openapi::api::networking::v1::Ingress;
 use capstan_core::k8s_openapi::api::scheduling::v1::PriorityClass;
 use capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use capstan_core::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -71,6 +72,7 @@ pub fn admit(info: &ResourceInfo, object: &Value, write: Write<'_>) -> Result<De
             errs
         }),
         "ResourceQuota" => admit_as::<ResourceQuota>(info, object, write, |q, _| validate_object_meta(&q.metadata)),
+        "Ingress" => admit_as::<Ingress>(info, object, write, admit_ingress),
         "Lease" => admit_as::<Lease>(info, object, write, |l, _| validate_object_meta(&l.metadata)),
         "PriorityClass" => admit_as::<PriorityClass>(info, object, write, admit_priority_class),
         other => Err(ApiError::Internal(format!("no strategy for kind {other}"))),
@@ -450,6 +452,67 @@ fn admit_service(svc: &mut Service, _: Write<'_>) -> Vec<FieldError> {
     }
     if kind == "ExternalName" && spec.external_name.as_deref().is_none_or(str::is_empty) {
         errs.push(FieldError::required("spec.externalName", ""));
+    }
+    errs
+}
+
+/// Ingress validation of what routing relies on: every path has a `pathType` Kubernetes
+/// knows, `Exact` and `Prefix` paths are absolute, every backend names a Service port.
+fn admit_ingress(ing: &mut Ingress, _: Write<'_>) -> Vec<FieldError> {
+    let mut errs = validate_object_meta(&ing.metadata);
+    let Some(spec) = ing.spec.as_ref() else {
+        return errs;
+    };
+    let check_backend = |path: String,
+                         b: &capstan_core::k8s_openapi::api::networking::v1::IngressBackend,
+                         errs: &mut Vec<FieldError>| {
+        match &b.service {
+            Some(svc) => {
+                let port = svc.port.as_ref();
+                if port.is_none_or(|p| p.number.is_none() && p.name.as_deref().is_none_or(str::is_empty)) {
+                    errs.push(FieldError::required(
+                        format!("{path}.service.port"),
+                        "port name or number is required",
+                    ));
+                }
+            }
+            None if b.resource.is_none() => errs.push(FieldError::invalid(
+                &path,
+                "",
+                "one backend (`service` or `resource`) must be specified",
+            )),
+            None => {}
+        }
+    };
+    if let Some(b) = &spec.default_backend {
+        check_backend("spec.defaultBackend".into(), b, &mut errs);
+    }
+    for (i, rule) in spec.rules.iter().flatten().enumerate() {
+        for (j, p) in rule.http.iter().flat_map(|h| h.paths.iter()).enumerate() {
+            let at = format!("spec.rules[{i}].http.paths[{j}]");
+            match p.path_type.as_str() {
+                "Exact" | "Prefix" => {
+                    if !p.path.as_deref().unwrap_or("").starts_with('/') {
+                        errs.push(FieldError::invalid(
+                            format!("{at}.path"),
+                            p.path.as_deref().unwrap_or(""),
+                            "must be an absolute path",
+                        ));
+                    }
+                }
+                "ImplementationSpecific" => {}
+                "" => errs.push(FieldError::required(
+                    format!("{at}.pathType"),
+                    "pathType must be specified",
+                )),
+                other => errs.push(FieldError::not_supported(
+                    format!("{at}.pathType"),
+                    other,
+                    &["Exact", "ImplementationSpecific", "Prefix"],
+                )),
+            }
+            check_backend(format!("{at}.backend"), &p.backend, &mut errs);
+        }
     }
     errs
 }
