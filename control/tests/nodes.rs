@@ -2,27 +2,16 @@
 //! its Lease becomes NotReady, is tainted unreachable, and its pods are evicted and replaced on
 //! the nodes that remain.
 
+mod common;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use capstan_control::api::Api;
 use capstan_control::api::registry::{ListOptions, WriteOptions};
 use capstan_control::api::resources::find;
-use capstan_control::cluster::{self, ClusterConfig, NodeConfig};
+use capstan_control::cluster::NodeConfig;
+use common::{start, until};
 use serde_json::{Value, json};
-
-const DEADLINE: Duration = Duration::from_secs(90);
-
-async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn pods(api: &Arc<Api>) -> Vec<Value> {
     let (items, _) = api
@@ -43,22 +32,12 @@ fn running_on(pod: &Value) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_stops_renewing_its_lease_loses_its_pods_to_the_others() {
-    let dir = std::env::temp_dir().join(format!("capstan-nodes-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     let node = |name: &str| NodeConfig {
         name: name.into(),
         lease_duration_seconds: Some(2),
         ..Default::default()
     };
-    let mut cluster = cluster::up(ClusterConfig {
-        data_dir: dir.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ingress_listen: None,
-        nodes: vec![node("edge-1"), node("edge-2")],
-        allow_host_path: false,
-    })
-    .await
-    .expect("cluster starts");
+    let mut cluster = start("nodes-test", vec![node("edge-1"), node("edge-2")]).await;
     let api = Arc::clone(&cluster.api);
     let deployment = json!({
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
@@ -116,22 +95,11 @@ async fn a_node_that_stops_renewing_its_lease_loses_its_pods_to_the_others() {
         .all(|p| p["metadata"].get("deletionTimestamp").is_some());
     assert!(evicted);
     drop(cluster);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_no_execute_taint_evicts_the_pods_that_do_not_tolerate_it() {
-    let dir = std::env::temp_dir().join(format!("capstan-taint-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let cluster = cluster::up(ClusterConfig {
-        data_dir: dir.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ingress_listen: None,
-        nodes: NodeConfig::numbered(1),
-        allow_host_path: false,
-    })
-    .await
-    .expect("cluster starts");
+    let cluster = start("taint-test", NodeConfig::numbered(1)).await;
     let api = Arc::clone(&cluster.api);
     let pods_info = find("", "v1", "pods").unwrap();
     for (name, tolerations) in [
@@ -168,5 +136,4 @@ async fn a_no_execute_taint_evicts_the_pods_that_do_not_tolerate_it() {
     })
     .await;
     drop(cluster);
-    let _ = std::fs::remove_dir_all(&dir);
 }

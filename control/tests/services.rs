@@ -1,30 +1,21 @@
 //! Services as pods see them, in an in-process cluster (real runtime): the service
 //! environment variables a pod gets for the Services that exist when it starts.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use capstan_control::api::logs::LogOptions;
 use capstan_control::api::registry::WriteOptions;
 use capstan_control::api::resources::find;
-use capstan_control::cluster::{self, ClusterConfig, NodeConfig};
+use capstan_control::cluster::NodeConfig;
+use common::{DEADLINE, start};
 use serde_json::json;
-
-const DEADLINE: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_gets_service_variables_for_the_services_of_its_namespace() {
-    let dir = std::env::temp_dir().join(format!("capstan-services-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let cluster = cluster::up(ClusterConfig {
-        data_dir: dir.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ingress_listen: None,
-        nodes: NodeConfig::numbered(1),
-        allow_host_path: false,
-    })
-    .await
-    .expect("cluster starts");
+    let cluster = start("services-test", NodeConfig::numbered(1)).await;
     let api = Arc::clone(&cluster.api);
     let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "log-ambassador"},
         "spec": {"selector": {"app": "log"}, "ports": [{"name": "http", "port": 9009}]}});
@@ -65,7 +56,6 @@ async fn a_pod_gets_service_variables_for_the_services_of_its_namespace() {
         "{text}"
     );
     drop(cluster);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A node port nobody listens on now.
@@ -79,17 +69,7 @@ fn free_node_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_without_selector_routes_to_its_manual_endpoints() {
-    let dir = std::env::temp_dir().join(format!("capstan-manual-endpoints-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let cluster = cluster::up(ClusterConfig {
-        data_dir: dir.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ingress_listen: None,
-        nodes: NodeConfig::numbered(1),
-        allow_host_path: false,
-    })
-    .await
-    .expect("cluster starts");
+    let cluster = start("manual-endpoints", NodeConfig::numbered(1)).await;
     let api = Arc::clone(&cluster.api);
     let (pods, services, endpoints) = (
         find("", "v1", "pods").unwrap(),
@@ -163,5 +143,4 @@ async fn a_service_without_selector_routes_to_its_manual_endpoints() {
     };
     assert!(logged.contains(&served));
     drop(cluster);
-    let _ = std::fs::remove_dir_all(&dir);
 }

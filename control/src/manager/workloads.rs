@@ -15,7 +15,7 @@ use super::write::{modify, revision};
 use crate::api::registry::{DeleteOptions, WriteOptions, now};
 use crate::api::resources::{ResourceInfo, find};
 use crate::api::{Api, ApiError};
-use crate::controllers::{EventNote, deployment, replicaset};
+use crate::controllers::{Action, EventNote, deployment, replicaset};
 use crate::events;
 use crate::scheduler::label_selector_matches;
 
@@ -89,6 +89,21 @@ fn enqueue_owner<T>(
     }
 }
 
+/// After a sync of `key`: expect its writes to be seen before the next, retry it after a
+/// pause if a write failed, and look again when the core asked to.
+fn settle(key: String, applied: Result<u64, ApiError>, action: Action, queue: &mut Queue, expect: &mut Expectations) {
+    match applied {
+        Ok(rev) => expect.expect(&key, rev),
+        Err(e) => {
+            tracing::debug!(key = %key, error = %e, "sync failed");
+            queue.add_after(key.clone(), RETRY_AFTER);
+        }
+    }
+    if let Some(after) = action.requeue_after {
+        queue.add_after(key, after);
+    }
+}
+
 /// The ReplicaSet controller.
 pub async fn replica_sets(api: Arc<Api>) -> Result<(), ApiError> {
     let mut sets = Informer::<ReplicaSet>::start(&api, res("apps", "replicasets")).await?;
@@ -136,16 +151,7 @@ pub async fn replica_sets(api: Arc<Api>) -> Result<(), ApiError> {
             });
             let rs2 = Arc::clone(&rs);
             let applied = api.call(move |a| apply_rs(a, &rs2, effects)).await;
-            match applied {
-                Ok(rev) => expect.expect(&k, rev),
-                Err(e) => {
-                    tracing::debug!(replicaset = %k, error = %e, "sync failed");
-                    queue.add_after(k.clone(), RETRY_AFTER);
-                }
-            }
-            if let Some(after) = action.requeue_after {
-                queue.add_after(k, after);
-            }
+            settle(k, applied, action, &mut queue, &mut expect);
         }
     }
 }
@@ -275,16 +281,8 @@ pub async fn deployments(api: Arc<Api>) -> Result<(), ApiError> {
                 now: now(),
             });
             let d2 = Arc::clone(&d);
-            match api.call(move |a| apply_deployment(a, &d2, effects)).await {
-                Ok(rev) => expect.expect(&k, rev),
-                Err(e) => {
-                    tracing::debug!(deployment = %k, error = %e, "sync failed");
-                    queue.add_after(k.clone(), RETRY_AFTER);
-                }
-            }
-            if let Some(after) = action.requeue_after {
-                queue.add_after(k, after);
-            }
+            let applied = api.call(move |a| apply_deployment(a, &d2, effects)).await;
+            settle(k, applied, action, &mut queue, &mut expect);
         }
     }
 }
