@@ -144,3 +144,47 @@ async fn a_service_without_selector_routes_to_its_manual_endpoints() {
     assert!(logged.contains(&served));
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_log_streams_what_the_container_writes_later() {
+    let cluster = start("follow-logs", NodeConfig::numbered(1)).await;
+    let api = Arc::clone(&cluster.api);
+    let pods = find("", "v1", "pods").unwrap();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ticker"},
+        "spec": {"containers": [{"name": "c", "image": "busybox",
+            "command": ["sh", "-c", "while true; do echo tick; sleep 0.2; done"]}]}});
+    api.create(pods, Some("default"), pod, &WriteOptions::default())
+        .unwrap();
+    let end = Instant::now() + DEADLINE;
+    let pod = loop {
+        let pod = api.get(pods, Some("default"), "ticker").unwrap();
+        if pod["status"]["phase"] == "Running" {
+            break pod;
+        }
+        assert!(Instant::now() < end, "the pod did not start: {pod}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let opts = LogOptions {
+        follow: true,
+        ..Default::default()
+    };
+    let mut log = api.logs(&pod, opts).unwrap().expect("a log");
+    // Lines keep arriving on the one open stream: more than were written when it opened.
+    let mut first = String::new();
+    while first.is_empty() {
+        let chunk = tokio::time::timeout(DEADLINE, log.recv())
+            .await
+            .expect("the log answers")
+            .expect("open");
+        first.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let mut text = first.clone();
+    while text.matches("tick\n").count() < first.matches("tick\n").count() + 5 {
+        let chunk = tokio::time::timeout(DEADLINE, log.recv())
+            .await
+            .expect("the followed log keeps streaming")
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.lines().all(|l| l == "tick"), "{text}");
+}
