@@ -616,3 +616,18 @@ fn an_ingress_routes_two_hosts_to_their_services() {
     let listed = up.kubectl_ok(&["get", "ingress"]);
     assert!(listed.contains("generators"), "{listed}");
 }
+
+#[test]
+fn up_creates_the_manifests_it_is_given_and_leaves_them_on_a_restart() {
+    let data = DataDir::new("cluster-up-f");
+    let file = "examples/declarative-deployment/rolling-update.yaml";
+    let mut up = Up::start(&data, &["-f", file]);
+    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+    let first = up.get("/apis/apps/v1/namespaces/default/deployments/random-generator");
+    up.kill();
+    // The same command again: the Deployment exists and is left as it is.
+    let up = Up::start(&data, &["-f", file]);
+    let again = up.get("/apis/apps/v1/namespaces/default/deployments/random-generator");
+    assert_eq!(first["metadata"]["uid"], again["metadata"]["uid"]);
+    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+}
