@@ -414,17 +414,24 @@ fn pod_usage(pod: &Pod) -> ResourceList {
 /// The pod-level resources Kubernetes supports (`spec.resources`), which replace the containers' sums.
 const POD_LEVEL_RESOURCES: &[&str] = &["cpu", "memory"];
 
+/// Pod-level `resources` (cpu and memory) replace the containers' sum where set.
+fn override_pod_level(
+    list: &mut ResourceList,
+    pod_level: Option<&BTreeMap<String, capstan_core::k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+) {
+    for (k, v) in parse_list(pod_level)
+        .into_iter()
+        .filter(|(k, _)| POD_LEVEL_RESOURCES.contains(&k.as_str()))
+    {
+        list.insert(k, v);
+    }
+}
+
 /// `PodRequests`: containers' sum (init containers by their peak), pod-level requests where set,
 /// plus the runtime's overhead.
 fn pod_requests(spec: &PodSpec) -> ResourceList {
     let mut requests = pod_sum(spec, requests_of);
-    let pod_level = parse_list(spec.resources.as_ref().and_then(|r| r.requests.as_ref()));
-    for (k, v) in pod_level
-        .into_iter()
-        .filter(|(k, _)| POD_LEVEL_RESOURCES.contains(&k.as_str()))
-    {
-        requests.insert(k, v);
-    }
+    override_pod_level(&mut requests, spec.resources.as_ref().and_then(|r| r.requests.as_ref()));
     add_list(&mut requests, &parse_list(spec.overhead.as_ref()));
     requests
 }
@@ -432,13 +439,7 @@ fn pod_requests(spec: &PodSpec) -> ResourceList {
 /// `PodLimits`: as [`pod_requests`], overhead added only to resources that have a limit.
 fn pod_limits(spec: &PodSpec) -> ResourceList {
     let mut limits = pod_sum(spec, limits_of);
-    let pod_level = parse_list(spec.resources.as_ref().and_then(|r| r.limits.as_ref()));
-    for (k, v) in pod_level
-        .into_iter()
-        .filter(|(k, _)| POD_LEVEL_RESOURCES.contains(&k.as_str()))
-    {
-        limits.insert(k, v);
-    }
+    override_pod_level(&mut limits, spec.resources.as_ref().and_then(|r| r.limits.as_ref()));
     for (k, overhead) in parse_list(spec.overhead.as_ref()) {
         if let Some(limit) = limits.get_mut(&k) {
             *limit = add(limit, &overhead);

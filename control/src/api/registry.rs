@@ -183,6 +183,25 @@ impl Api {
         }
     }
 
+    /// Stores `object` over the version read at `expected_rev` (objects are stored without
+    /// their resourceVersion) and gives it the new one.
+    fn write_back(
+        &self,
+        info: &ResourceInfo,
+        key: &str,
+        name: &str,
+        object: &mut Value,
+        expected_rev: u64,
+    ) -> Result<u64, ApiError> {
+        meta_mut(object)?.remove("resourceVersion");
+        let rev = self
+            .store
+            .update(key, encode(object)?, Some(expected_rev))
+            .map_err(|e| ApiError::from_store(info, name, e))?;
+        set_resource_version(object, rev);
+        Ok(rev)
+    }
+
     /// GET of one object.
     pub fn get(&self, info: &ResourceInfo, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
         self.read(info, ns, name).map(|(v, _)| v)
@@ -390,12 +409,7 @@ impl Api {
             set_resource_version(&mut object, rev);
             return Ok(Written { object, warnings });
         }
-        meta_mut(&mut object)?.remove("resourceVersion");
-        let rev = self
-            .store
-            .update(&key, encode(&object)?, Some(old_rev))
-            .map_err(|e| ApiError::from_store(info, name, e))?;
-        set_resource_version(&mut object, rev);
+        self.write_back(info, &key, name, &mut object, old_rev)?;
         Ok(Written { object, warnings })
     }
 
@@ -575,12 +589,7 @@ impl Api {
                 gone: false,
             });
         }
-        meta_mut(&mut object)?.remove("resourceVersion");
-        let new_rev = self
-            .store
-            .update(&key, encode(&object)?, Some(rev))
-            .map_err(|e| ApiError::from_store(info, name, e))?;
-        set_resource_version(&mut object, new_rev);
+        self.write_back(info, &key, name, &mut object, rev)?;
         Ok(Deleted {
             body: object,
             gone: false,
@@ -661,11 +670,8 @@ impl Api {
             list.retain(|c| c["type"] != "PodScheduled");
             list.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": timestamp(now())}));
         }
-        meta_mut(&mut pod)?.remove("resourceVersion");
         let key = self.key(pods, Some(ns), name);
-        self.store
-            .update(&key, encode(&pod)?, Some(rev))
-            .map_err(|e| ApiError::from_store(pods, name, e))?;
+        self.write_back(pods, &key, name, &mut pod, rev)?;
         Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
     }
 

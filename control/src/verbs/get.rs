@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::Failure;
 use super::printing::{self, GET_LAYOUT, TableOptions};
 use super::target::{self, ConnectArgs, Selection};
-use super::watch::{TABLE_ACCEPT, watch_with};
+use super::watch::TABLE_ACCEPT;
 
 #[derive(clap::Args, Debug)]
 pub struct GetArgs {
@@ -397,7 +397,27 @@ async fn follow_tables(
     mut widths: Vec<usize>,
 ) -> Result<ExitCode, Failure> {
     let path = watch_path(info, namespace, name, query, rv.as_deref());
-    let mut events = watch_with(client, &path, TABLE_ACCEPT).await?;
+    let events = client.watch_accepting(&path, TABLE_ACCEPT).await?;
+    Ok(each_change(events, |object| {
+        let (header, rows) = printing::table_lines(object, opts);
+        let mut text = String::new();
+        if !printed_header {
+            text.push_str(&header);
+            text.push('\n');
+            printed_header = true;
+        }
+        for row in rows {
+            text.push_str(&row);
+            text.push('\n');
+        }
+        emit(&printing::tabwrite(&text, GET_LAYOUT, Some(&mut widths)));
+    })
+    .await)
+}
+
+/// Hands the object of every ADDED, MODIFIED or DELETED event to `f` until the watch ends;
+/// an ERROR event is printed and fails the command, as kubectl's `get -w`.
+async fn each_change(mut events: tokio::sync::mpsc::Receiver<Value>, mut f: impl FnMut(&Value)) -> ExitCode {
     while let Some(event) = events.recv().await {
         match event["type"].as_str() {
             Some("ERROR") => {
@@ -405,26 +425,13 @@ async fn follow_tables(
                     "error: {}",
                     event["object"]["message"].as_str().unwrap_or("the watch failed")
                 );
-                return Ok(ExitCode::FAILURE);
+                return ExitCode::FAILURE;
             }
-            Some("ADDED" | "MODIFIED" | "DELETED") => {
-                let (header, rows) = printing::table_lines(&event["object"], opts);
-                let mut text = String::new();
-                if !printed_header {
-                    text.push_str(&header);
-                    text.push('\n');
-                    printed_header = true;
-                }
-                for row in rows {
-                    text.push_str(&row);
-                    text.push('\n');
-                }
-                emit(&printing::tabwrite(&text, GET_LAYOUT, Some(&mut widths)));
-            }
+            Some("ADDED" | "MODIFIED" | "DELETED") => f(&event["object"]),
             _ => {}
         }
     }
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 /// Prints each changed object (`-o json|yaml|name -w`) until the watch ends.
@@ -438,25 +445,13 @@ async fn follow_objects(
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let path = watch_path(info, namespace, name, query, rv.as_deref());
-    let mut events = client.watch(&path).await.map_err(Failure::from)?;
-    while let Some(event) = events.recv().await {
-        match event["type"].as_str() {
-            Some("ERROR") => {
-                eprintln!(
-                    "error: {}",
-                    event["object"]["message"].as_str().unwrap_or("the watch failed")
-                );
-                return Ok(ExitCode::FAILURE);
-            }
-            Some("ADDED" | "MODIFIED" | "DELETED") => {
-                let mut object = event["object"].clone();
-                with_type(&mut object, info);
-                print_objects(format, &[(info, object)], true);
-            }
-            _ => {}
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    let events = client.watch(&path).await.map_err(Failure::from)?;
+    Ok(each_change(events, |object| {
+        let mut object = object.clone();
+        with_type(&mut object, info);
+        print_objects(format, &[(info, object)], true);
+    })
+    .await)
 }
 
 #[cfg(test)]
