@@ -79,6 +79,17 @@ fn monitor(
     (stop, handle)
 }
 
+/// `kubectl set image` to random-generator 2.0, then waits for the rollout to finish.
+fn roll_to_v2(up: &Up) {
+    up.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/random-generator",
+        "random-generator=k8spatterns/random-generator:2.0",
+    ]);
+    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+}
+
 #[test]
 fn kubectl_rolls_a_deployment_forward_scales_it_and_rolls_it_back() {
     let data = DataDir::new("cluster-rollout");
@@ -109,13 +120,7 @@ fn kubectl_rolls_a_deployment_forward_scales_it_and_rolls_it_back() {
         b.0 = b.0.max(live.len());
         b.1 = b.1.min(live.iter().filter(|p| ready(p)).count());
     });
-    up.kubectl_ok(&[
-        "set",
-        "image",
-        "deployment/random-generator",
-        "random-generator=k8spatterns/random-generator:2.0",
-    ]);
-    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+    roll_to_v2(&up);
     stop.store(true, Ordering::SeqCst);
     monitor_thread.join().unwrap();
     let (most, fewest_ready) = *bounds.lock().unwrap();
@@ -198,13 +203,7 @@ fn recreate_stops_every_old_pod_before_a_new_one_starts() {
             seen.store(true, Ordering::SeqCst);
         }
     });
-    up.kubectl_ok(&[
-        "set",
-        "image",
-        "deployment/random-generator",
-        "random-generator=k8spatterns/random-generator:2.0",
-    ]);
-    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+    roll_to_v2(&up);
     stop.store(true, Ordering::SeqCst);
     thread.join().unwrap();
     assert!(saw_old.load(Ordering::SeqCst), "the monitor saw the old pods");
@@ -450,13 +449,7 @@ fn a_rolling_update_behind_a_node_port_service_fails_no_request() {
             })
         })
         .collect();
-    up.kubectl_ok(&[
-        "set",
-        "image",
-        "deployment/random-generator",
-        "random-generator=k8spatterns/random-generator:2.0",
-    ]);
-    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+    roll_to_v2(&up);
     // Let the clients see the new version served before stopping them.
     eventually("2.0 behind the service", DEADLINE, || {
         matches!(http(&addr, "GET", "/", "text/plain", ""), Ok((200, body)) if body.contains("\"2.0\"")).then_some(())
