@@ -13,6 +13,7 @@ pub mod controllers;
 pub mod events;
 pub mod kubeconfig;
 pub mod manager;
+pub mod metrics;
 pub mod node_client;
 pub mod node_logs;
 pub mod proxy;

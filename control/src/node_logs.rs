@@ -1,7 +1,8 @@
-//! The log endpoint of a node in its own process (the kubelet's `/containerLogs`): the API
-//! server forwards `pods/{name}/log` here for pods of nodes it does not host itself.
+//! The endpoint of a node in its own process, as the kubelet's: the API server forwards
+//! `pods/{name}/log` and `nodes/{name}/proxy/metrics` here for nodes it does not host itself.
 //!
 //! `GET /containerLogs/{namespace}/{pod}/{container}?uid=&follow=&tailLines=&limitBytes=&previous=`
+//! `GET /metrics`: the node's metrics ([`NodeMetrics`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -17,20 +18,21 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::api::logs::{FileLogs, LogOptions, NodeLogs};
+use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, NodeMetrics};
 
 type Body = BoxBody<Bytes, Infallible>;
 
-/// Serves the node's container logs on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, logs: Arc<FileLogs>) {
+/// Serves the node's container logs and metrics on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, logs: Arc<FileLogs>, metrics: Arc<NodeMetrics>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let logs = Arc::clone(&logs);
+        let (logs, metrics) = (Arc::clone(&logs), Arc::clone(&metrics));
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
-                let logs = Arc::clone(&logs);
-                async move { Ok::<_, Infallible>(handle(&logs, &req)) }
+                let (logs, metrics) = (Arc::clone(&logs), Arc::clone(&metrics));
+                async move { Ok::<_, Infallible>(handle(&logs, &metrics, &req)) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -45,8 +47,16 @@ fn text(code: StatusCode, message: &str) -> Response<Body> {
     resp
 }
 
-fn handle(logs: &FileLogs, req: &http::Request<Incoming>) -> Response<Body> {
+fn handle(logs: &FileLogs, metrics: &NodeMetrics, req: &http::Request<Incoming>) -> Response<Body> {
     let parts: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
+    if parts == ["metrics"] {
+        let mut resp = text(StatusCode::OK, &metrics.encode());
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(METRICS_CONTENT_TYPE),
+        );
+        return resp;
+    }
     let ["containerLogs", ns, pod, container] = parts.as_slice() else {
         return text(StatusCode::NOT_FOUND, "not found");
     };

@@ -10,8 +10,12 @@
 mod admission;
 #[path = "api/client.rs"]
 mod client;
+#[path = "api/endpoint_slices.rs"]
+mod endpoint_slices;
 #[path = "api/lifecycle.rs"]
 mod lifecycle;
+#[path = "api/metrics.rs"]
+mod metrics;
 #[path = "api/patch.rs"]
 mod patch;
 #[path = "api/watch.rs"]

@@ -27,6 +27,7 @@ use crate::lifecycle::Exit;
 use crate::outgoing::OutgoingHttp;
 use crate::sandbox::ContainerPlan;
 use crate::store::{ContainerData, CpuBudget, MemoryLimiter, apply_limits};
+use crate::usage::{PodUsageCounters, metered};
 
 /// Exit code reported for a trap (128 + SIGABRT).
 pub const TRAP_EXIT_CODE: i32 = 134;
@@ -57,18 +58,20 @@ impl Program {
     }
 }
 
-/// A new store for one instance of the container, with its limits applied.
+/// A new store for one instance of the container, with its limits applied; its memory is
+/// charged to `usage`, the pod's counters, if given.
 fn new_store(
     engine: &WasmEngine,
     plan: &ContainerPlan,
     cpu: CpuBudget,
     oom: &Arc<AtomicBool>,
+    usage: Option<&Arc<PodUsageCounters>>,
 ) -> Result<Store<ContainerData>, RuntimeError> {
     let data = ContainerData {
         wasi: plan.wasi_ctx()?,
         http: WasiHttpCtx::new(),
         table: ResourceTable::new(),
-        limits: MemoryLimiter::new(plan.memory_limit, oom.clone()),
+        limits: MemoryLimiter::new(plan.memory_limit, oom.clone()).charging(usage.cloned()),
         hooks: OutgoingHttp::new(plan.outgoing.clone()),
         cpu,
         net: plan.net.clone(),
@@ -102,17 +105,44 @@ pub fn classify(result: wasmtime::Result<Result<(), ()>>, oom: bool) -> Exit {
     }
 }
 
-/// Runs a command component to exit.
+/// Runs a command component to exit, charging nothing to its pod's usage: what an `exec`
+/// probe or hook runs (`prober.rs`, which has no hold of the pod's counters).
 pub async fn run_command(
     engine: &WasmEngine,
     pre: &CommandPre<ContainerData>,
     plan: &ContainerPlan,
 ) -> Result<Exit, RuntimeError> {
+    run_to_exit(engine, pre, plan, None).await
+}
+
+/// Runs a container's command component to exit, charging its CPU time and memory to the
+/// pod's `usage`.
+pub async fn run_pod_command(
+    engine: &WasmEngine,
+    pre: &CommandPre<ContainerData>,
+    plan: &ContainerPlan,
+    usage: &Arc<PodUsageCounters>,
+) -> Result<Exit, RuntimeError> {
+    run_to_exit(engine, pre, plan, Some(usage)).await
+}
+
+async fn run_to_exit(
+    engine: &WasmEngine,
+    pre: &CommandPre<ContainerData>,
+    plan: &ContainerPlan,
+    usage: Option<&Arc<PodUsageCounters>>,
+) -> Result<Exit, RuntimeError> {
     let oom = Arc::new(AtomicBool::new(false));
-    let mut store = new_store(engine, plan, CpuBudget::new(plan.cpu_millis), &oom)?;
-    let result = match pre.instantiate_async(&mut store).await {
-        Ok(cmd) => cmd.wasi_cli_run().call_run(&mut store).await,
-        Err(e) => Err(e),
+    let mut store = new_store(engine, plan, CpuBudget::new(plan.cpu_millis), &oom, usage)?;
+    let run = async {
+        match pre.instantiate_async(&mut store).await {
+            Ok(cmd) => cmd.wasi_cli_run().call_run(&mut store).await,
+            Err(e) => Err(e),
+        }
+    };
+    let result = match usage {
+        Some(usage) => metered(usage, run).await,
+        None => run.await,
     };
     drop(store);
     Ok(classify(result, oom.load(Ordering::SeqCst)))
@@ -128,6 +158,8 @@ pub struct HttpServer {
     pre: ProxyPre<ContainerData>,
     plan: ContainerPlan,
     cpu: CpuBudget,
+    /// The pod's usage: requests, and each instance's CPU time and memory.
+    usage: Arc<PodUsageCounters>,
     ended: mpsc::Sender<Exit>,
     in_flight: AtomicUsize,
     drained: Notify,
@@ -139,6 +171,7 @@ impl HttpServer {
         engine: WasmEngine,
         pre: ProxyPre<ContainerData>,
         plan: ContainerPlan,
+        usage: Arc<PodUsageCounters>,
         ended: mpsc::Sender<Exit>,
     ) -> Self {
         let cpu = CpuBudget::new(plan.cpu_millis);
@@ -147,6 +180,7 @@ impl HttpServer {
             pre,
             plan,
             cpu,
+            usage,
             ended,
             in_flight: AtomicUsize::new(0),
             drained: Notify::new(),
@@ -180,6 +214,7 @@ impl HttpServer {
             return plain(503, "container is terminating\n");
         }
         self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.usage.request_started();
         let guard = InFlight(self.clone());
         let response = self.serve(req).await;
         drop(guard);
@@ -193,7 +228,7 @@ impl HttpServer {
     {
         let oom = Arc::new(AtomicBool::new(false));
         let cpu = self.cpu.clone();
-        let mut store = match new_store(&self.engine, &self.plan, cpu, &oom) {
+        let mut store = match new_store(&self.engine, &self.plan, cpu, &oom, Some(&self.usage)) {
             Ok(s) => s,
             Err(e) => return plain(500, &format!("{e}\n")),
         };
@@ -218,15 +253,19 @@ impl HttpServer {
         // exiting after `/shutdown`); its end is watched in its own task. (Running it
         // inline on this task until the response was measured: faster for a direct
         // request, much slower for an in-process hop between two containers.)
+        // The guest runs only inside this task's polls, which are charged to the pod.
         let task = tokio::spawn(async move {
-            let result = match pre.instantiate_async(&mut store).await {
-                Ok(proxy) => proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
-                    .map(Ok::<(), ()>),
-                Err(e) => Err(e),
+            let run = async {
+                match pre.instantiate_async(&mut store).await {
+                    Ok(proxy) => proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut store, req, out)
+                        .await
+                        .map(Ok::<(), ()>),
+                    Err(e) => Err(e),
+                }
             };
+            let result = metered(&server.usage, run).await;
             drop(store);
             if let Err(e) = result {
                 let exit = classify(Err(e), oom.load(Ordering::SeqCst));
@@ -252,6 +291,7 @@ struct InFlight(Arc<HttpServer>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        self.0.usage.request_finished();
         if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.drained.notify_waiters();
         }

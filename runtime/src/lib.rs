@@ -34,6 +34,7 @@ pub mod sandbox;
 pub mod services;
 pub mod status;
 pub mod store;
+pub mod usage;
 pub mod volumes;
 
 pub use error::RuntimeError;

@@ -2,7 +2,7 @@
 //! engine, the image store and the compiled-program cache are shared by every node of the
 //! process ([`Runtime::sibling`]), so `capstan up --nodes N` compiles each image once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -19,6 +19,7 @@ use crate::error::RuntimeError;
 use crate::images::ImageStore;
 use crate::pod::{PodHandle, Worker};
 use crate::services::{ServiceLink, ServiceResolver};
+use crate::usage::{NodePods, PodUsage, PodUsageCounters, RunningPod};
 use crate::volumes::VolumePolicy;
 
 /// Settings of a node's runtime.
@@ -67,6 +68,9 @@ pub(crate) struct RuntimeInner {
     pub(crate) directory: Arc<PodDirectory>,
     pub(crate) services: Arc<ServiceLink>,
     next_ip: AtomicU32,
+    /// The pods this node runs now, with their usage counters: this node's own, never a
+    /// sibling's.
+    pods: Arc<NodePods>,
     /// The node's allocatable CPU (millicores), memory and disk (bytes), read once:
     /// what `resourceFieldRef` reports for an unset limit.
     allocatable: (i64, i64, i64),
@@ -122,6 +126,7 @@ impl Runtime {
                 directory,
                 services,
                 next_ip: AtomicU32::new(2),
+                pods: Arc::default(),
                 allocatable,
             }),
         }
@@ -164,6 +169,17 @@ impl Runtime {
         &self.inner.config
     }
 
+    /// The usage of each pod this node runs now (started and not yet done), by namespace and
+    /// name. A sibling's pods are not listed: each node reports its own.
+    pub fn pod_usage(&self) -> Vec<PodUsage> {
+        self.inner.pods.usage()
+    }
+
+    /// How many of the pods this node runs now are in each phase.
+    pub fn pods_by_phase(&self) -> BTreeMap<String, u64> {
+        self.inner.pods.phases()
+    }
+
     /// Starts a pod that has been defaulted and validated. `config` holds the
     /// ConfigMaps and Secrets its env and volumes may refer to.
     pub fn start_pod(&self, pod: Pod, config: ConfigObjects) -> PodHandle {
@@ -191,13 +207,42 @@ impl Runtime {
             &uid,
         );
         let pod_ip = facts.pod_ip.clone();
-        let handle = Worker::spawn(self.inner.clone(), pod, Arc::new(config), facts, dir);
-        // Listed while it runs: pod IPs are never reused, so removing by IP is exact.
+        let (namespace, name) = (
+            meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            meta.name.clone().unwrap_or_default(),
+        );
+        let usage = Arc::new(PodUsageCounters::default());
+        let handle = Worker::spawn(
+            self.inner.clone(),
+            pod,
+            Arc::new(config),
+            facts,
+            dir,
+            Arc::clone(&usage),
+        );
+        // Listed while it runs: pod IPs are never reused, so removing by IP is exact; the
+        // address index `n` is as unique among this node's pods.
         self.inner.directory.insert(pod_ip.clone(), handle.network());
-        let (directory, done) = (Arc::clone(&self.inner.directory), handle.done());
+        let key = u64::from(n);
+        self.inner.pods.insert(
+            key,
+            RunningPod {
+                namespace,
+                name,
+                uid,
+                counters: usage,
+                status: handle.status(),
+            },
+        );
+        let (directory, pods, done) = (
+            Arc::clone(&self.inner.directory),
+            Arc::clone(&self.inner.pods),
+            handle.done(),
+        );
         tokio::spawn(async move {
             done.await;
             directory.remove(&pod_ip);
+            pods.remove(key);
         });
         handle
     }

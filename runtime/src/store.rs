@@ -16,6 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::engine::EPOCH_TICK;
+use crate::usage::PodUsageCounters;
 
 /// The data of one container instance's store.
 pub struct ContainerData {
@@ -61,12 +62,18 @@ pub struct MemoryLimitExceeded {
 /// Growth past the limit traps (rather than returning -1 to `memory.grow`): a Rust
 /// guest would turn the failure into an opaque `unreachable` trap anyway, and the
 /// container is to end `OOMKilled` like a process the kernel's OOM killer took.
+///
+/// It also keeps the pod's memory figure (`usage.rs`): every growth it allows is added to the
+/// pod's counters, and the instance's total is given back when the store (and so the limiter)
+/// is dropped, so the figure is what the pod's live instances hold.
 pub struct MemoryLimiter {
     limit: Option<u64>,
     used: u64,
     /// Set when the limit stopped a growth; shared so the shell sees it after the
     /// store is gone.
     pub oom: Arc<AtomicBool>,
+    /// The pod's usage counters; `None` for an instance not charged to its pod (exec probes).
+    pod: Option<Arc<PodUsageCounters>>,
 }
 
 /// Bound on table elements per instance: tables are small in practice and an
@@ -75,7 +82,26 @@ const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 impl MemoryLimiter {
     pub fn new(limit: Option<u64>, oom: Arc<AtomicBool>) -> Self {
-        Self { limit, used: 0, oom }
+        Self {
+            limit,
+            used: 0,
+            oom,
+            pod: None,
+        }
+    }
+
+    /// Charges this instance's memory to its pod's usage counters.
+    pub fn charging(mut self, pod: Option<Arc<PodUsageCounters>>) -> Self {
+        self.pod = pod;
+        self
+    }
+}
+
+impl Drop for MemoryLimiter {
+    fn drop(&mut self) {
+        if let Some(pod) = &self.pod {
+            pod.memory_released(self.used);
+        }
     }
 }
 
@@ -92,6 +118,9 @@ impl ResourceLimiter for MemoryLimiter {
             }));
         }
         self.used += grow;
+        if let Some(pod) = &self.pod {
+            pod.memory_grown(grow);
+        }
         Ok(true)
     }
 
@@ -195,5 +224,23 @@ mod tests {
         let err = l.memory_growing(512 << 10, 2 << 20, None).unwrap_err();
         assert!(err.downcast_ref::<MemoryLimitExceeded>().is_some());
         assert!(oom.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn memory_is_charged_to_the_pod_while_the_instance_lives() {
+        let pod = Arc::new(PodUsageCounters::default());
+        let oom = Arc::new(AtomicBool::new(false));
+        let mut a = MemoryLimiter::new(Some(1 << 20), oom.clone()).charging(Some(pod.clone()));
+        let mut b = MemoryLimiter::new(None, oom).charging(Some(pod.clone()));
+        assert!(a.memory_growing(0, 64 << 10, None).unwrap());
+        assert!(a.memory_growing(64 << 10, 128 << 10, None).unwrap());
+        assert!(b.memory_growing(0, 64 << 10, None).unwrap());
+        // A refused growth is not charged.
+        assert!(a.memory_growing(128 << 10, 4 << 20, None).is_err());
+        assert_eq!(pod.sample().memory_bytes, 192 << 10);
+        drop(a);
+        assert_eq!(pod.sample().memory_bytes, 64 << 10);
+        drop(b);
+        assert_eq!(pod.sample().memory_bytes, 0);
     }
 }

@@ -119,8 +119,8 @@ impl Api {
     }
 
     /// Forwards a log request to a node in another process, at the endpoint its Node object
-    /// advertises (`InternalIP`, `daemonEndpoints.kubeletEndpoint.port`), as the apiserver
-    /// asks the kubelet.
+    /// advertises (`InternalIP`, `daemonEndpoints.kubeletEndpoint.port`; `node_proxy.rs`), as
+    /// the apiserver asks the kubelet.
     fn remote_logs(
         &self,
         node: &str,
@@ -128,20 +128,7 @@ impl Api {
         container: &str,
         opts: &LogOptions,
     ) -> Result<mpsc::Receiver<Bytes>, ApiError> {
-        let nodes = super::resources::find("", "v1", "nodes").expect("nodes are served");
-        let node_obj = self.get(nodes, None, node)?;
-        let ip = node_obj["status"]["addresses"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| a["type"] == "InternalIP")
-            .and_then(|a| a["address"].as_str());
-        let port = node_obj["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_i64();
-        let (Some(ip), Some(port)) = (ip, port) else {
-            return Err(ApiError::Internal(format!(
-                "node {node:?} advertises no endpoint for logs"
-            )));
-        };
+        let base = self.node_endpoint(node)?;
         let meta = &pod["metadata"];
         let mut query = form_urlencoded::Serializer::new(String::new());
         query.append_pair("uid", meta["uid"].as_str().unwrap_or_default());
@@ -163,13 +150,7 @@ impl Api {
             meta["name"].as_str().unwrap_or_default(),
             query.finish()
         );
-        let host = if ip.contains(':') {
-            format!("[{ip}]")
-        } else {
-            ip.to_owned()
-        };
-        let client = crate::client::Client::new(&format!("http://{host}:{port}"))
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let client = crate::client::Client::new(&base).map_err(|e| ApiError::Internal(e.to_string()))?;
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
             match client.stream(&path).await {

@@ -9,6 +9,7 @@
 pub mod discovery;
 pub mod error;
 pub mod logs;
+pub mod node_proxy;
 pub mod patch;
 pub mod path;
 pub mod registry;

@@ -11,6 +11,11 @@ pub enum Route {
     Version,
     /// `/healthz`, `/livez`, `/readyz`
     Health,
+    /// `/metrics`: the control plane's metrics in the Prometheus text format.
+    Metrics,
+    /// `/api/v1/nodes/{node}/proxy/{path}`: a request passed to the node (the kubelet's
+    /// endpoint in Kubernetes); `path` has no leading slash.
+    NodeProxy { node: String, path: String },
     /// `/api`: the core group's versions.
     CoreVersions,
     /// `/apis`: every other group.
@@ -50,6 +55,11 @@ pub fn route(path: &str) -> Result<Route, ApiError> {
     match parts.as_slice() {
         ["version"] => Ok(Route::Version),
         ["healthz" | "livez" | "readyz", ..] => Ok(Route::Health),
+        ["metrics"] => Ok(Route::Metrics),
+        ["api", "v1", "nodes", node, "proxy", rest @ ..] => Ok(Route::NodeProxy {
+            node: (*node).to_owned(),
+            path: rest.join("/"),
+        }),
         ["api"] => Ok(Route::CoreVersions),
         ["apis"] => Ok(Route::Groups),
         ["openapi", "v2"] => Ok(Route::OpenApiV2),
@@ -163,6 +173,14 @@ mod tests {
 
     #[test]
     fn discovery_paths() {
+        assert_eq!(route("/metrics").unwrap(), Route::Metrics);
+        assert_eq!(
+            route("/api/v1/nodes/n1/proxy/metrics").unwrap(),
+            Route::NodeProxy {
+                node: "n1".into(),
+                path: "metrics".into()
+            }
+        );
         assert_eq!(route("/api").unwrap(), Route::CoreVersions);
         assert_eq!(route("/apis/").unwrap(), Route::Groups);
         assert_eq!(route("/apis/apps").unwrap(), Route::Group("apps"));

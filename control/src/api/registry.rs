@@ -20,6 +20,7 @@ use super::patch::{self, PatchType};
 use super::resources::{self, ResourceInfo};
 use super::selector::{FieldSelector, LabelSelector};
 use super::strategy::{self, Write};
+use crate::metrics::ControlMetrics;
 use crate::store::{Store, StoreError, collection_prefix, object_key};
 
 /// How many times a patch is retried when the object changes between read and write.
@@ -110,19 +111,34 @@ pub struct Api {
     /// Held from choosing a Service's cluster IP and node ports to storing it, so two creates
     /// never get the same address.
     service_allocation: std::sync::Mutex<()>,
+    /// The cluster's metrics (`/metrics`), which the server, scheduler and activator record in.
+    metrics: Arc<ControlMetrics>,
 }
 
 impl Api {
+    /// The API over `store`, with metrics of its own.
     pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
+        Self::with_metrics(store, ControlMetrics::new())
+    }
+
+    /// The API over `store`, recording in `metrics`: its writes to the store are counted
+    /// there (the API's store is `store` wrapped to count them).
+    pub fn with_metrics(store: Arc<dyn Store>, metrics: Arc<ControlMetrics>) -> Arc<Self> {
         Arc::new(Api {
-            store,
+            store: metrics.instrument_store(store),
             node_logs: Default::default(),
             service_allocation: std::sync::Mutex::new(()),
+            metrics,
         })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The cluster's metrics.
+    pub fn metrics(&self) -> &Arc<ControlMetrics> {
+        &self.metrics
     }
 
     /// Runs a synchronous verb on tokio's blocking pool, so an fsync never stalls the async

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -21,12 +21,14 @@ use tokio::sync::mpsc;
 use super::discovery;
 use super::error::ApiError;
 use super::logs::LogOptions;
+use super::node_proxy::PROXIED_PATHS;
 use super::patch::PatchType;
 use super::path::{Route, Target, route};
 use super::registry::{Api, DeleteOptions, FieldValidation, ListOptions, WriteOptions};
 use super::selector::{FieldSelector, LabelSelector};
 use super::table::{self, IncludeObject};
 use super::watch::{Event, WatchOptions};
+use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, RequestKind};
 
 /// The largest request body accepted, as kube-apiserver's 3 MiB.
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -62,15 +64,23 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// Answers one request and records it in the API's metrics (verb, resource, code and, unless
+/// long-running, how long the answer took to start).
 async fn handle(api: Arc<Api>, req: Request<Incoming>, local: &str) -> Response<Body> {
-    match dispatch(api, req, local).await {
+    let started = Instant::now();
+    let routed = route(req.uri().path());
+    let kind = RequestKind::of(req.method(), &routed, req.uri().query());
+    let resp = match dispatch(Arc::clone(&api), req, routed, local).await {
         Ok(resp) => resp,
         Err(err) => json_response(
             StatusCode::from_u16(err.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             &err.status(),
             &[],
         ),
-    }
+    };
+    api.metrics()
+        .observe_request(kind, resp.status().as_u16(), started.elapsed());
+    resp
 }
 
 /// The parsed parts of a request the verbs need.
@@ -135,8 +145,13 @@ impl Call {
     }
 }
 
-async fn dispatch(api: Arc<Api>, req: Request<Incoming>, local: &str) -> Result<Response<Body>, ApiError> {
-    let route = route(req.uri().path())?;
+async fn dispatch(
+    api: Arc<Api>,
+    req: Request<Incoming>,
+    routed: Result<Route, ApiError>,
+    local: &str,
+) -> Result<Response<Body>, ApiError> {
+    let route = routed?;
     let query: HashMap<String, String> = req
         .uri()
         .query()
@@ -168,6 +183,19 @@ async fn dispatch(api: Arc<Api>, req: Request<Incoming>, local: &str) -> Result<
     match route {
         Route::Version => ok(&discovery::version()),
         Route::Health => Ok(Response::new(Full::new(Bytes::from_static(b"ok")).boxed())),
+        Route::Metrics if call.method == Method::GET => {
+            let text = api.call(|a| Ok(a.metrics().encode())).await?;
+            Ok(text_response(METRICS_CONTENT_TYPE, text))
+        }
+        Route::Metrics => Err(ApiError::MethodNotAllowed),
+        Route::NodeProxy { node, path } if PROXIED_PATHS.contains(&path.as_str()) => {
+            if call.method != Method::GET {
+                return Err(ApiError::MethodNotAllowed);
+            }
+            let text = api.node_metrics(&node).await?;
+            Ok(text_response(METRICS_CONTENT_TYPE, text))
+        }
+        Route::NodeProxy { .. } => Err(ApiError::NoSuchPath),
         Route::CoreVersions => ok(&discovery::core_versions(local)),
         Route::Groups => ok(&discovery::groups()),
         Route::Group(g) => ok(&discovery::group(g)),
@@ -420,6 +448,14 @@ fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Respons
             resp.headers_mut().append("Warning", v);
         }
     }
+    resp
+}
+
+/// A whole text body of the given media type.
+fn text_response(content_type: &'static str, text: String) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(text)).boxed());
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use capstan_core::k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::{Value, json};
@@ -20,6 +20,7 @@ use crate::api::resources::{ResourceInfo, find};
 use crate::api::watch::{ApiWatch, WatchOptions};
 use crate::api::{Api, ApiError};
 use crate::events;
+use crate::metrics::ScheduleResult;
 
 /// The scheduler's name: pods with another `schedulerName` are left alone.
 pub const SCHEDULER_NAME: &str = "default-scheduler";
@@ -184,7 +185,10 @@ async fn run_once(api: &Arc<Api>) -> Result<(), ApiError> {
     }
 }
 
-/// Tries every active pending pod, most important first.
+/// Tries every active pending pod, most important first. Each try is one attempt in the
+/// scheduler's metrics, timed as kube-scheduler times it: choosing the node and binding, or
+/// choosing preemption victims for a pod that fits nowhere (the writes that report it are
+/// not counted).
 async fn cycle(api: &Arc<Api>, state: &mut State) {
     let mut batch: Vec<Pod> = std::mem::take(&mut state.active)
         .into_iter()
@@ -193,6 +197,7 @@ async fn cycle(api: &Arc<Api>, state: &mut State) {
     batch.sort_by(queue_order);
     for pod in batch {
         let key = key_of(&pod);
+        let started = Instant::now();
         let nodes = state.snapshot().nodes().len();
         let start = state.next_start;
         let decision = schedule_from(&pod, state.snapshot(), start, feasible_nodes_to_find(nodes));
@@ -207,6 +212,12 @@ async fn cycle(api: &Arc<Api>, state: &mut State) {
                 let bound = api
                     .call(move |a| a.bind(&ns, &name, &json!({"target": {"kind": "Node", "name": target}})))
                     .await;
+                let result = if bound.is_ok() {
+                    ScheduleResult::Scheduled
+                } else {
+                    ScheduleResult::Error
+                };
+                api.metrics().schedule_attempt(result, started.elapsed());
                 match bound {
                     Ok(_) => {
                         // Assume the binding now, so the next pod sees the room it takes.
@@ -229,6 +240,8 @@ async fn cycle(api: &Arc<Api>, state: &mut State) {
             }
             Err(unschedulable) => {
                 let victims = preempt(&pod, state.snapshot());
+                api.metrics()
+                    .schedule_attempt(ScheduleResult::Unschedulable, started.elapsed());
                 unschedulable_pod(api, state, &pod, &unschedulable.message, victims).await;
             }
         }
