@@ -1,6 +1,7 @@
 //! The pods of every node in this process, by pod IP: where traffic addressed to a pod (a
-//! Service endpoint, later a pod-to-pod connection) finds the pod's network. Shared by the
-//! sibling runtimes of one process; a pod is listed while it runs.
+//! Service endpoint's HTTP request, a guest's TCP connection to a pod IP or a Service's
+//! cluster IP) finds the pod's network. Shared by the sibling runtimes of one process; a pod
+//! is listed while it runs.
 
 use std::collections::HashMap;
 use std::sync::RwLock;

@@ -15,10 +15,10 @@ use capstan_core::k8s_openapi::api::core::v1::{Container, Pod};
 use capstan_core::quantity;
 use tokio::sync::{mpsc, watch};
 
-use crate::container::{HttpServer, KILLED_EXIT_CODE, Program, run_command};
+use crate::container::{HttpServer, KILLED_EXIT_CODE, Program, run_pod_command};
 use crate::lifecycle::{Effect, Event, Exit, PodLifecycle};
 use crate::logs::ContainerLog;
-use crate::net::PodNet;
+use crate::net::{Cluster, PodNet};
 use crate::network::PodNetwork;
 use crate::outgoing::{ALLOW_HOSTS_ANNOTATION, OutgoingPolicy, parse_grants};
 use crate::probe::{Handler, ProbeSpec};
@@ -26,6 +26,7 @@ use crate::prober::{HandlerCtx, Verdicts, spawn_probes};
 use crate::runtime::RuntimeInner;
 use crate::sandbox::{ContainerPlan, fresh_rootfs, termination_message};
 use crate::status::{PodRunInfo, pod_status};
+use crate::usage::PodUsageCounters;
 use crate::volumes::PodVolumes;
 
 /// What the worker tells a container's task.
@@ -115,6 +116,8 @@ pub(crate) struct Worker {
     net: PodNet,
     status_tx: watch::Sender<Pod>,
     finished_tx: watch::Sender<bool>,
+    /// The pod's usage counters, handed to every container it starts.
+    usage: Arc<PodUsageCounters>,
 }
 
 impl Worker {
@@ -124,6 +127,7 @@ impl Worker {
         config: Arc<ConfigObjects>,
         facts: PodFacts,
         dir: PathBuf,
+        usage: Arc<PodUsageCounters>,
     ) -> PodHandle {
         let spec = pod.spec.clone().unwrap_or_default();
         let names = |cs: &[Container]| cs.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
@@ -143,7 +147,12 @@ impl Worker {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(pod.clone());
         let (finished_tx, finished) = watch::channel(false);
-        let net = PodNet::new(facts.pod_ip.parse().ok());
+        let cluster = Cluster::new(
+            pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            &rt.directory,
+            Arc::clone(&rt.services),
+        );
+        let net = PodNet::with_cluster(facts.pod_ip.parse().ok(), cluster);
         let network = PodNetwork::new(net.clone());
         let handle = PodHandle {
             status,
@@ -168,6 +177,7 @@ impl Worker {
             net,
             status_tx,
             finished_tx,
+            usage,
         };
         tokio::spawn(async move {
             w.apply(effects);
@@ -438,6 +448,7 @@ impl Worker {
             post_start,
             pre_stop,
             exec_log,
+            usage: Arc::clone(&self.usage),
         };
         tokio::spawn(run.run(signal_rx));
     }
@@ -467,6 +478,7 @@ struct ContainerRun {
     post_start: Option<Handler>,
     pre_stop: Option<Handler>,
     exec_log: ContainerLog,
+    usage: Arc<PodUsageCounters>,
 }
 
 impl ContainerRun {
@@ -588,7 +600,7 @@ impl ContainerRun {
             // a command runs on until it is killed.
             let stop_at = if serve.is_some() { Signal::Term } else { Signal::Kill };
             let ran = tokio::select! {
-                r = run_command(engine, cmd, &self.plan) => r,
+                r = run_pod_command(engine, cmd, &self.plan, &self.usage) => r,
                 _ = until(signal, stop_at) => {
                     return if *signal.borrow() == Signal::Kill { killed() } else { Exit::new(0, "Completed", "") };
                 }
@@ -610,7 +622,13 @@ impl ContainerRun {
             );
         };
         let (ended_tx, mut ended_rx) = mpsc::channel(1);
-        let server = Arc::new(HttpServer::new(engine.clone(), pre, self.plan.clone(), ended_tx));
+        let server = Arc::new(HttpServer::new(
+            engine.clone(),
+            pre,
+            self.plan.clone(),
+            Arc::clone(&self.usage),
+            ended_tx,
+        ));
         if let Err(e) = self.network.bind(port, server.clone()) {
             self.plan.log.note(&format!("capstan: {e}"));
             return Exit::new(1, "Error", e.to_string());

@@ -192,3 +192,73 @@ async fn clients_of_localhost_always_reach_an_ipv4_listener() {
         stop(h, Duration::from_millis(100)).await;
     }
 }
+
+/// The pod's IP, once its status has one.
+async fn pod_ip(h: &PodHandle) -> String {
+    let p = wait_for(h, "a pod IP", |p| {
+        p.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some()
+    })
+    .await;
+    p.status.and_then(|s| s.pod_ip).expect("pod IP")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_reaches_another_pods_listener_by_pod_ip() {
+    let port = free_host_port();
+    let p = port.to_string();
+    let server = start(&pod(
+        "net-peer-server",
+        &[("server", "capstan/tcp-echo", &[&p, "0.0.0.0"])],
+    ));
+    wait_log(&server, "server", &format!("listening on {port}")).await;
+    let server_ip = pod_ip(&server).await;
+    let client = start(&pod(
+        "net-peer-client",
+        &[("client", "capstan/tcp-client", &[&server_ip, &p, "across pods"])],
+    ));
+    let client_ip = pod_ip(&client).await;
+    assert_ne!(client_ip, server_ip);
+    let t = wait_exit(&client, "client").await;
+    let l = log(&client, "client");
+    assert!(
+        t.exit_code == 0 && l.contains("echoed: across pods"),
+        "client log:\n{l}\nserver log:\n{}",
+        log(&server, "server")
+    );
+    // The server saw the client pod's address, as over a pod network.
+    wait_log(&server, "server", &format!("echoed 11 bytes to {client_ip}:")).await;
+    assert_no_host_listener(port);
+    stop(&server, Duration::from_secs(1)).await;
+}
+
+/// Another pod's IP with nothing listening there refuses, as does one whose listener
+/// is bound to that pod's loopback only. (tcp-client retries a refusal for 10 s.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_ip_without_a_reachable_listener_refuses() {
+    let port = free_host_port();
+    let p = port.to_string();
+    let other = port.wrapping_add(1).max(1).to_string();
+    let server = start(&pod("net-peer-loopback", &[("server", "capstan/tcp-echo", &[&p])]));
+    wait_log(&server, "server", &format!("listening on {port}")).await;
+    let server_ip = pod_ip(&server).await;
+    let client = start(&pod(
+        "net-peer-refused",
+        &[
+            ("loopback", "capstan/tcp-client", &[&server_ip, &p, "hi"]),
+            ("nothing", "capstan/tcp-client", &[&server_ip, &other, "hi"]),
+        ],
+    ));
+    for name in ["loopback", "nothing"] {
+        let t = wait_exit(&client, name).await;
+        let l = log(&client, name);
+        assert_ne!(t.exit_code, 0, "{name} log:\n{l}");
+        assert!(l.to_lowercase().contains("refused"), "{name} log:\n{l}");
+        assert!(!l.contains("echoed"), "{name} log:\n{l}");
+    }
+    assert!(
+        !log(&server, "server").contains("echoed"),
+        "server log:\n{}",
+        log(&server, "server")
+    );
+    stop(&server, Duration::from_secs(1)).await;
+}

@@ -7,8 +7,11 @@
 //! unspecified address, takes the port for the whole pod, so a second bind fails
 //! with address-in-use whatever address it names. A connect to a pod address reaches
 //! a listener whose bound address covers it (unspecified covers all; loopback covers
-//! loopback of either family; the pod IP covers itself); any other destination is
-//! denied before anything leaves the process: the host network is off by default.
+//! loopback of either family; the pod IP covers itself). A connect beyond the pod goes
+//! to another pod's registry ([`Loopback::connect_out`], which `cluster.rs` feeds with
+//! the listeners an address leads to), arriving at that pod's IP from this pod's IP, as
+//! over a pod network; any other destination is denied before anything leaves the
+//! process: the host network is off by default.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -148,6 +151,50 @@ impl Loopback {
         let (client, server) = connection(local, to);
         queue.push(server)?;
         Ok((client, lease))
+    }
+
+    /// Connects a guest socket to an address outside the pod: to the first of `peers`
+    /// (another pod's registry and the port there) that takes the connection, skipping
+    /// those with no listener on the pod IP. The client end comes from this pod's IP
+    /// (`lease`'s port, or an ephemeral one) and names `to` as its remote address, which
+    /// for a Service is its cluster IP while the peer sees its own pod IP, as after
+    /// kube-proxy's DNAT. No peer taking it is a refusal.
+    pub fn connect_out(
+        self: &Arc<Self>,
+        lease: Option<PortLease>,
+        to: SocketAddr,
+        peers: &[(Arc<Loopback>, u16)],
+    ) -> Result<(ConnEnd, PortLease), NetError> {
+        // Without a pod IP there is no address to leave the pod from.
+        let source = self.pod_ip.ok_or(NetError::AccessDenied(to.ip()))?;
+        let lease = match lease {
+            Some(l) => l,
+            None => self.bind(SocketAddr::new(source, 0))?,
+        };
+        let local = match lease.addr.ip() {
+            ip if ip.is_unspecified() || ip.to_canonical() == source => SocketAddr::new(source, lease.addr.port()),
+            // Bound to loopback: such a socket cannot talk past the pod (Linux drops
+            // the packets as martians); say so rather than hang.
+            _ => return Err(NetError::InvalidArgument),
+        };
+        for (peer, port) in peers {
+            if let Ok(mut client) = peer.connect_from_peer(local, *port) {
+                client.remote = to;
+                return Ok((client, lease));
+            }
+        }
+        Err(NetError::ConnectionRefused)
+    }
+
+    /// Takes a connection from another pod (`from`: its pod IP and port) to whatever
+    /// listens on `port` at this pod's IP (bound to it or to the unspecified address;
+    /// a loopback listener is not reachable from outside). Returns the client's end.
+    pub fn connect_from_peer(&self, from: SocketAddr, port: u16) -> Result<ConnEnd, NetError> {
+        let pod_ip = self.pod_ip.ok_or(NetError::ConnectionRefused)?;
+        let queue = self.listener(port, |bound| covers(bound, pod_ip, self.pod_ip))?;
+        let (client, server) = connection(from, SocketAddr::new(pod_ip, port));
+        queue.push(server)?;
+        Ok(client)
     }
 
     /// Whether a guest may connect to `to` at all: a pod address and a real port.

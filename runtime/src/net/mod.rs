@@ -1,19 +1,25 @@
 //! A pod's in-memory TCP network: containers of one pod reach each other at
-//! `localhost` (or the pod IP) with no host socket, and nothing else.
+//! `localhost` (or the pod IP), and other pods of the process by pod IP, Service
+//! cluster IP or Service name, with no host socket; nothing else.
 //!
 //! Why Capstan's own: wasmtime-wasi's TCP wraps OS sockets and has no pluggable
 //! network, so two containers of a pod would share the host's port space and other
 //! pods could reach them. Here each pod has a [`PodNet`]: a port registry
-//! (`loopback.rs`) whose connections (`conn.rs`) are in-memory pipes (`pipe.rs`).
+//! (`loopback.rs`) whose connections (`conn.rs`) are in-memory pipes (`pipe.rs`), and,
+//! when it runs in a cluster, its view of the other pods and the Services
+//! (`cluster.rs`).
 //! Guests hold [`TcpSocket`]s (`socket.rs`) through `wasi:sockets/tcp`,
 //! `tcp-create-socket` and `ip-name-lookup` (`tcp.rs`, `lookup.rs`, generated
 //! `bindings.rs`), which [`add_to_linker`] puts over wasmtime-wasi's versions; host
 //! code (probes, `--publish`, an HTTP client) uses [`PodNet::connect`].
 //!
 //! Deny by default: a guest can bind only the pod's addresses and connect only to
-//! them; any other destination is `access-denied` before anything leaves the process.
+//! them, to pods of this process and to Services; any other destination is
+//! `access-denied` before anything leaves the process. Names resolve to `localhost`
+//! and Services only (`name-unresolvable` otherwise).
 
 mod bindings;
+pub mod cluster;
 mod conn;
 mod lookup;
 pub mod loopback;
@@ -22,7 +28,7 @@ mod socket;
 mod tcp;
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -32,18 +38,29 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::SocketError;
 use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, Network};
 
+pub use cluster::Cluster;
 pub use lookup::ResolveAddressStream;
 pub use loopback::NetError;
 pub use socket::TcpSocket;
 
 use crate::store::ContainerData;
-use loopback::{Loopback, PortLease};
+use loopback::{ConnEnd, Loopback, PortLease};
 use pipe::{PipeReader, PipeWriter};
 
 /// The network of one pod. Cloning shares it: every store of the pod holds one.
 #[derive(Clone)]
 pub struct PodNet {
     loopback: Arc<Loopback>,
+    /// The other pods and the Services; none for a pod run outside a cluster.
+    cluster: Option<Arc<Cluster>>,
+}
+
+/// Where a guest's connection goes, decided when it starts.
+pub(crate) enum Destination {
+    /// One of the pod's own addresses.
+    Pod,
+    /// Outside the pod: these listeners, in the order to try them.
+    Cluster(cluster::Peers),
 }
 
 impl Default for PodNet {
@@ -58,6 +75,16 @@ impl PodNet {
     pub fn new(pod_ip: Option<IpAddr>) -> Self {
         Self {
             loopback: Loopback::new(pod_ip),
+            cluster: None,
+        }
+    }
+
+    /// A fresh network of a pod in a cluster: besides its own addresses, its guests
+    /// reach other pods and Services, and resolve Service names, through `cluster`.
+    pub fn with_cluster(pod_ip: Option<IpAddr>, cluster: Cluster) -> Self {
+        Self {
+            loopback: Loopback::new(pod_ip),
+            cluster: Some(Arc::new(cluster)),
         }
     }
 
@@ -67,6 +94,42 @@ impl PodNet {
 
     pub(crate) fn loopback(&self) -> &Arc<Loopback> {
         &self.loopback
+    }
+
+    /// What cluster DNS answers for a Service name in the pod's namespace; `None` when
+    /// it names no Service or the pod runs outside a cluster.
+    pub fn lookup(&self, name: &str) -> Option<Vec<IpAddr>> {
+        self.cluster.as_ref()?.lookup(name)
+    }
+
+    /// Where a guest's connection to `to` goes. An error here is one the guest gets at
+    /// once: an invalid destination, or one neither the pod nor the cluster has
+    /// (`access-denied`: there is no host network).
+    pub(crate) fn destination(&self, to: SocketAddr) -> Result<Destination, NetError> {
+        match self.loopback.check_destination(to) {
+            Ok(()) => Ok(Destination::Pod),
+            Err(NetError::AccessDenied(ip)) => self
+                .cluster
+                .as_ref()
+                .and_then(|c| c.route(to))
+                .map(Destination::Cluster)
+                .ok_or(NetError::AccessDenied(ip)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Connects a guest socket (holding `lease` if it bound one) to `to`, which
+    /// [`PodNet::destination`] led to `dest`.
+    pub(crate) fn dial(
+        &self,
+        dest: Destination,
+        lease: Option<PortLease>,
+        to: SocketAddr,
+    ) -> Result<(ConnEnd, PortLease), NetError> {
+        match dest {
+            Destination::Pod => self.loopback.connect(lease, to),
+            Destination::Cluster(peers) => self.loopback.connect_out(lease, to, &peers),
+        }
     }
 
     /// Whether a container of the pod listens on `port`.

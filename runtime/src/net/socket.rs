@@ -3,10 +3,11 @@
 //!
 //! WASI splits each step into `start-*` / `finish-*`; in memory every step
 //! completes at once, so a `start-*` does the work and its `finish-*` reports it.
-//! Connecting checks the destination in `start-connect` (a denied or invalid one is
-//! an immediate error, leaving the socket as it was) and reports a refusal from
-//! `finish-connect`. The ports a socket holds are [`PortLease`]s, so dropping it (or
-//! the whole store, when a container ends) frees them.
+//! Connecting decides the destination in `start-connect` (the pod itself, or another
+//! pod or a Service's endpoints; a denied or invalid one is an immediate error,
+//! leaving the socket as it was) and reports a refusal from `finish-connect`. The
+//! ports a socket holds are [`PortLease`]s, so dropping it (or the whole store, when
+//! a container ends) frees them.
 
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use wasmtime_wasi::p2::Pollable;
 use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddressFamily};
 
+use super::PodNet;
 use super::loopback::{AcceptQueue, ConnEnd, DEFAULT_BACKLOG, Loopback, NetError, PortLease};
 use super::pipe::{PIPE_CAPACITY, Pipe};
 
@@ -132,16 +134,18 @@ impl TcpSocket {
         }
     }
 
-    pub fn start_connect(&mut self, net: &Arc<Loopback>, to: SocketAddr) -> Result<(), ErrorCode> {
+    pub fn start_connect(&mut self, net: &PodNet, to: SocketAddr) -> Result<(), ErrorCode> {
         self.check_idle()?;
         self.check_family(&to)?;
-        net.check_destination(to)?;
+        if !matches!(self.state, State::Unbound | State::Bound(_)) {
+            return Err(ErrorCode::InvalidState);
+        }
+        let dest = net.destination(to)?;
         let lease = match self.take() {
-            State::Unbound => None,
             State::Bound(lease) => Some(lease),
-            other => return Err(self.restore(other, ErrorCode::InvalidState)),
+            _ => None,
         };
-        self.state = State::Connecting(net.connect(lease, to));
+        self.state = State::Connecting(net.dial(dest, lease, to));
         Ok(())
     }
 
@@ -339,7 +343,7 @@ mod tests {
 
     #[test]
     fn connect_reports_denial_at_once_and_refusal_at_finish() {
-        let net = Loopback::new(None);
+        let net = PodNet::new(None);
         let mut s = TcpSocket::new(IpAddressFamily::Ipv4);
         assert_eq!(
             s.start_connect(&net, addr("93.184.216.34:80")).err(),
@@ -356,8 +360,8 @@ mod tests {
 
     #[test]
     fn a_connection_links_both_sockets_and_shutdown_is_eof_for_the_peer() {
-        let net = Loopback::new(None);
-        let server = listener(&net, "127.0.0.1:5000");
+        let net = PodNet::new(None);
+        let server = listener(net.loopback(), "127.0.0.1:5000");
         assert!(server.is_listening());
         assert_eq!(server.accept().err(), Some(ErrorCode::WouldBlock));
         let mut client = TcpSocket::new(IpAddressFamily::Ipv4);

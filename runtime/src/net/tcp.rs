@@ -70,11 +70,10 @@ impl tcp::HostTcpSocket for NetView<'_> {
         to: IpSocketAddress,
     ) -> SocketResult<()> {
         self.table.get(&net)?;
-        let loopback = self.net.loopback().clone();
         Ok(self
             .table
             .get_mut(&this)?
-            .start_connect(&loopback, SocketAddr::from(to))?)
+            .start_connect(self.net, SocketAddr::from(to))?)
     }
 
     fn finish_connect(&mut self, this: Resource<TcpSocket>) -> SocketResult<Streams> {

@@ -1,21 +1,31 @@
-//! `capstan/tcp-echo PORT`: binds 127.0.0.1:PORT (`wasi:sockets` via Rust std), prints
-//! "listening on PORT", then accepts connections forever, one at a time, echoing each one's bytes
-//! back until it closes its write half.
+//! `capstan/tcp-echo PORT [ADDR]`: binds ADDR:PORT (default 127.0.0.1, the pod only; `0.0.0.0`
+//! to be reachable from other pods) through `wasi:sockets` via Rust std, prints "listening on
+//! PORT", then accepts connections forever, one at a time, echoing each one's bytes back until it
+//! closes its write half.
 
 use std::io::{self, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let arg = std::env::args().nth(1);
     let Some(port) = arg.as_deref().and_then(|s| s.trim().parse::<u16>().ok()) else {
-        eprintln!("tcp-echo: usage: tcp-echo PORT (got {arg:?})");
+        eprintln!("tcp-echo: usage: tcp-echo PORT [ADDR] (got {arg:?})");
         return ExitCode::FAILURE;
     };
-    let listener = match TcpListener::bind(("127.0.0.1", port)) {
+    let addr = std::env::args().nth(2);
+    let ip = match addr.as_deref().map(|a| a.trim().parse::<IpAddr>()) {
+        None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Some(Ok(ip)) => ip,
+        Some(Err(_)) => {
+            eprintln!("tcp-echo: usage: tcp-echo PORT [ADDR] (ADDR {addr:?} is not an IP address)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match TcpListener::bind((ip, port)) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("tcp-echo: cannot listen on 127.0.0.1:{port}: {e}");
+            eprintln!("tcp-echo: cannot listen on {ip}:{port}: {e}");
             return ExitCode::FAILURE;
         }
     };
