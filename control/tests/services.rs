@@ -188,3 +188,126 @@ async fn a_followed_log_streams_what_the_container_writes_later() {
     }
     assert!(text.lines().all(|l| l == "tick"), "{text}");
 }
+
+/// The ready addresses of Endpoints `name` in `default`, sorted.
+fn ready_ips(api: &capstan_control::api::Api, name: &str) -> Vec<String> {
+    let Ok(eps) = api.get(find("", "v1", "endpoints").unwrap(), Some("default"), name) else {
+        return Vec::new();
+    };
+    let mut ips: Vec<String> = eps["subsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["addresses"].as_array().into_iter().flatten())
+        .filter_map(|a| a["ip"].as_str().map(str::to_owned))
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// Guests' `wasi:sockets` reach a Service over TCP by its DNS name: a ClusterIP Service's
+/// name resolves (ip-name-lookup) to its cluster IP, whose port 7 leads to an echo pod's port
+/// 7007; a headless Service's name resolves to the pods' own IPs, which the client dials
+/// directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_reach_services_over_tcp_by_dns_name_and_headless_names_give_pod_ips() {
+    use capstan_control::api::registry::ListOptions;
+    use capstan_control::proxy::table;
+    use capstan_core::k8s_openapi::api::core::v1::{Endpoints, Service};
+
+    let cluster = start("tcp-services", NodeConfig::numbered(1)).await;
+    let api = Arc::clone(&cluster.api);
+    let (pods, services, endpoints) = (
+        find("", "v1", "pods").unwrap(),
+        find("", "v1", "services").unwrap(),
+        find("", "v1", "endpoints").unwrap(),
+    );
+    let create = |info, object| {
+        api.create(info, Some("default"), object, &WriteOptions::default())
+            .unwrap()
+    };
+    create(
+        find("apps", "v1", "deployments").unwrap(),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "echo"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "echo"}},
+                "template": {"metadata": {"labels": {"app": "echo"}},
+                    "spec": {"containers": [{"name": "echo", "image": "capstan/tcp-echo",
+                        "args": ["7007", "0.0.0.0"], "ports": [{"containerPort": 7007}]}]}}}}),
+    );
+    let created = create(
+        services,
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
+            "spec": {"selector": {"app": "echo"}, "ports": [{"port": 7, "targetPort": 7007}]}}),
+    );
+    let cluster_ip: std::net::IpAddr = created.object["spec"]["clusterIP"].as_str().unwrap().parse().unwrap();
+    create(
+        services,
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo-headless"},
+            "spec": {"clusterIP": "None", "selector": {"app": "echo"}, "ports": [{"port": 7007}]}}),
+    );
+    let pod_ips = common::until("both echo pods ready behind both Services", || {
+        let (a, b) = (ready_ips(&api, "echo"), ready_ips(&api, "echo-headless"));
+        (a.len() == 2 && a == b).then_some(a)
+    })
+    .await;
+
+    // What cluster DNS answers, from the objects as the API serves them.
+    let typed = |info| -> Vec<serde_json::Value> {
+        api.list_items(info, Some("default"), &ListOptions::default())
+            .unwrap()
+            .0
+    };
+    let svcs: Vec<Service> = typed(services)
+        .into_iter()
+        .map(|v| serde_json::from_value(v).unwrap())
+        .collect();
+    let eps: Vec<Endpoints> = typed(endpoints)
+        .into_iter()
+        .map(|v| serde_json::from_value(v).unwrap())
+        .collect();
+    let backends = table::backends(&svcs, &eps);
+    assert_eq!(table::addresses(&backends, "echo", "default"), Some(vec![cluster_ip]));
+    let pod_addrs: Vec<std::net::IpAddr> = pod_ips.iter().map(|ip| ip.parse().unwrap()).collect();
+    assert_eq!(
+        table::addresses(&backends, "echo-headless.default.svc.cluster.local", "elsewhere"),
+        Some(pod_addrs)
+    );
+
+    // Clients by name: HOST=echo (expanded into the args as Kubernetes does), the full
+    // name, and the headless name on the pods' own port.
+    let clients = [
+        ("by-name", "$(HOST)", "7"),
+        ("by-fqdn", "echo.default.svc.cluster.local", "7"),
+        ("headless", "echo-headless", "7007"),
+    ];
+    for (name, host, port) in clients {
+        // OnFailure: a client started before the proxy's table caught up with the
+        // Endpoints would find no name; its restart finds it.
+        create(
+            pods,
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "capstan/tcp-client",
+                    "env": [{"name": "HOST", "value": "echo"}],
+                    "args": [host, port, format!("hello {name}")]}]}}),
+        );
+    }
+    for (name, _, _) in clients {
+        let end = Instant::now() + DEADLINE;
+        let pod = loop {
+            let pod = api.get(pods, Some("default"), name).unwrap();
+            if pod["status"]["phase"] == "Succeeded" {
+                break pod;
+            }
+            assert!(Instant::now() < end, "client {name} did not finish: {pod}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut log = api.logs(&pod, LogOptions::default()).unwrap().expect("a log");
+        let mut text = Vec::new();
+        while let Some(chunk) = log.recv().await {
+            text.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains(&format!("echoed: hello {name}")), "client {name}: {text}");
+    }
+    drop(cluster);
+}

@@ -5,6 +5,8 @@
 //! of the Service. Requests to other hosts are refused, unless the pod grants them with the
 //! `capstan.dev/allow-hosts` annotation (for ambassadors that talk to the outside); a grant
 //! wins over local delivery, so `127.0.0.1:PORT` can be granted to reach a host service.
+//! An ExternalName Service is an alias: of a cluster Service, it is answered as that Service;
+//! of an outside host, the request goes to that host only if the pod's grants allow it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -111,6 +113,32 @@ impl OutgoingPolicy {
             self.pods.get(ip).filter(|n| n.is_served(*target)).map(|n| (n, *target))
         })
     }
+
+    /// The outside host a request to `host:port` goes to when `host` is an ExternalName alias
+    /// of one and the pod's grants allow that host, as they would a request naming it.
+    fn outside_alias(&self, host: &str, port: u16) -> Option<String> {
+        let name = self.services.external_name(host, &self.namespace)?;
+        (route(&name, port, &self.pod_ip, &self.grants) == Route::Host).then_some(name)
+    }
+}
+
+/// The request sent on to `name:port` in place of the alias the guest named: only where it
+/// connects changes (and the TLS server name); the `Host` header stays as the guest set it,
+/// as a DNS CNAME changes where a client connects, not what it asks for.
+fn to_alias_target<B>(request: http::Request<B>, name: &str, port: u16) -> Option<http::Request<B>> {
+    let (mut parts, body) = request.into_parts();
+    let mut uri = parts.uri.into_parts();
+    uri.authority = Some(http::uri::Authority::try_from(format!("{name}:{port}")).ok()?);
+    parts.uri = http::Uri::from_parts(uri).ok()?;
+    Some(http::Request::from_parts(parts, body))
+}
+
+/// Sends a request out over the host network.
+fn send_out(request: http::Request<WasiBody>, options: Option<RequestOptions>) -> SendFuture {
+    Box::new(async move {
+        let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+        Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
+    })
 }
 
 /// Spreads guests' requests over a Service's endpoints.
@@ -152,10 +180,7 @@ impl WasiHttpHooks for OutgoingHttp {
                     Ok((response, Box::new(async { Ok(()) }) as IoFuture))
                 })
             }
-            Route::Host => Box::new(async move {
-                let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-                Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
-            }),
+            Route::Host => send_out(request, options),
             Route::Cluster => match self.policy.cluster_target(&host, port) {
                 Some((network, port)) => Box::new(async move {
                     let response = network
@@ -164,7 +189,14 @@ impl WasiHttpHooks for OutgoingHttp {
                         .map_err(|_| Error::ConnectionRefused)?;
                     Ok((response, Box::new(async { Ok(()) }) as IoFuture))
                 }),
-                None => Box::new(async { Err(Error::HttpRequestDenied) }),
+                None => match self
+                    .policy
+                    .outside_alias(&host, port)
+                    .and_then(|name| to_alias_target(request, &name, port))
+                {
+                    Some(request) => send_out(request, options),
+                    None => Box::new(async { Err(Error::HttpRequestDenied) }),
+                },
             },
         }
     }
@@ -196,6 +228,18 @@ mod tests {
             route("anything", 80, "10.88.0.7", &parse_grants("*:80").unwrap()),
             Route::Host
         );
+    }
+
+    #[test]
+    fn an_alias_target_changes_where_the_request_connects_not_its_host_header() {
+        let request = http::Request::builder()
+            .uri("https://ext-svc:8443/v1/items?x=1")
+            .header(http::header::HOST, "ext-svc:8443")
+            .body(())
+            .unwrap();
+        let sent = to_alias_target(request, "api.example.com", 8443).unwrap();
+        assert_eq!(sent.uri().to_string(), "https://api.example.com:8443/v1/items?x=1");
+        assert_eq!(sent.headers()[http::header::HOST], "ext-svc:8443");
     }
 
     #[test]

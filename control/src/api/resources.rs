@@ -191,6 +191,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &["status", "scale"],
     },
     ResourceInfo {
+        group: "autoscaling",
+        version: "v2",
+        plural: "horizontalpodautoscalers",
+        singular: "horizontalpodautoscaler",
+        kind: "HorizontalPodAutoscaler",
+        namespaced: true,
+        short_names: &["hpa"],
+        categories: &[],
+        subresources: &["status"],
+    },
+    ResourceInfo {
         group: "networking.k8s.io",
         version: "v1",
         plural: "ingresses",
@@ -200,6 +211,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         short_names: &["ing"],
         categories: &[],
         subresources: &["status"],
+    },
+    ResourceInfo {
+        group: "discovery.k8s.io",
+        version: "v1",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        kind: "EndpointSlice",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
     },
     ResourceInfo {
         group: "coordination.k8s.io",
@@ -283,6 +305,6 @@ mod tests {
     fn groups_list_each_group_once() {
         let groups = groups();
         assert_eq!(groups[0], ("apps", vec!["v1"]));
-        assert_eq!(groups.len(), 4);
+        assert_eq!(groups.len(), 6);
     }
 }

@@ -138,15 +138,62 @@ impl Api {
     }
 }
 
+/// The fields the allocator fills for a Service that needs a cluster IP.
+const IP_FIELDS: [&str; 4] = ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"];
+
+/// Every type but ExternalName has a cluster IP (or `None`).
+fn needs_cluster_ip(svc: &Value) -> bool {
+    svc["spec"]["type"].as_str() != Some("ExternalName")
+}
+
+fn needs_node_ports(svc: &Value) -> bool {
+    matches!(svc["spec"]["type"].as_str(), Some("NodePort" | "LoadBalancer"))
+}
+
 /// On update, a Service keeps its allocated addresses when the new spec leaves them out (as
-/// `kubectl apply` does).
+/// `kubectl apply` does) and its type still needs them (the apiserver's
+/// `patchAllocatedValues`); a type that no longer needs them drops those the client left as
+/// they were (`dropTypeDependentFields`), so a Service can become an ExternalName alias.
 pub fn keep_addresses(new: &mut Value, old: &Value) {
-    for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+    if needs_cluster_ip(old) && !needs_cluster_ip(new) {
+        for field in IP_FIELDS {
+            if new["spec"].get(field) == old["spec"].get(field)
+                && let Some(spec) = new["spec"].as_object_mut()
+            {
+                spec.remove(field);
+            }
+        }
+    }
+    let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
+    if needs_node_ports(old) && !needs_node_ports(new) {
+        let node_port = |p: &Value| p.get("nodePort").cloned();
+        let new_ports = new["spec"]["ports"].as_array().cloned().unwrap_or_default();
+        let same = new_ports.iter().all(|n| {
+            let before = old_ports.iter().find(|o| o["port"] == n["port"]);
+            node_port(n).is_none_or(|p| before.and_then(node_port) == Some(p))
+        });
+        for port in new["spec"]["ports"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .filter(|_| same)
+        {
+            if let Some(p) = port.as_object_mut() {
+                p.remove("nodePort");
+            }
+        }
+    }
+    if !needs_cluster_ip(new) {
+        return;
+    }
+    for field in IP_FIELDS {
         if new["spec"].get(field).is_none_or(Value::is_null) && old["spec"].get(field).is_some() {
             new["spec"][field] = old["spec"][field].clone();
         }
     }
-    let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
+    if !needs_node_ports(new) {
+        return;
+    }
     for port in new["spec"]["ports"].as_array_mut().into_iter().flatten() {
         if port.get("nodePort").is_none_or(Value::is_null)
             && let Some(n) = old_ports
@@ -201,10 +248,49 @@ mod tests {
 
     #[test]
     fn updates_keep_allocated_addresses() {
-        let old = json!({"spec": {"clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"], "ports": [{"port": 80, "nodePort": 30100}]}});
-        let mut new = json!({"spec": {"ports": [{"port": 80}]}});
+        let old = json!({"spec": {"type": "NodePort", "clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"],
+            "ports": [{"port": 80, "nodePort": 30100}]}});
+        let mut new = json!({"spec": {"type": "NodePort", "ports": [{"port": 80}]}});
         keep_addresses(&mut new, &old);
         assert_eq!(new["spec"]["clusterIP"], "10.96.0.9");
         assert_eq!(new["spec"]["ports"][0]["nodePort"], 30100);
+    }
+
+    #[test]
+    fn a_type_that_no_longer_needs_addresses_drops_the_allocated_ones() {
+        let old = json!({"spec": {"type": "NodePort", "clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"],
+            "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack", "ports": [{"port": 80, "nodePort": 30100}]}});
+        // As `kubectl apply` sends it: the live fields left in place, the type changed.
+        let mut alias = old.clone();
+        alias["spec"]["type"] = json!("ExternalName");
+        alias["spec"]["externalName"] = json!("example.com");
+        keep_addresses(&mut alias, &old);
+        assert_eq!(
+            alias["spec"],
+            json!({"type": "ExternalName", "externalName": "example.com", "ports": [{"port": 80}]})
+        );
+        // A PUT without them gets none back; one of type ClusterIP gets the IP back.
+        let mut put = json!({"spec": {"type": "ExternalName", "externalName": "example.com"}});
+        keep_addresses(&mut put, &old);
+        assert!(put["spec"].get("clusterIP").is_none(), "{put}");
+        let mut put = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80}]}});
+        keep_addresses(&mut put, &old);
+        assert_eq!(put["spec"]["clusterIP"], "10.96.0.9");
+
+        // ClusterIP keeps its IP but not node ports; one the client changed stays (to be refused).
+        let mut plain = old.clone();
+        plain["spec"]["type"] = json!("ClusterIP");
+        keep_addresses(&mut plain, &old);
+        assert_eq!(
+            (
+                plain["spec"]["clusterIP"].as_str(),
+                plain["spec"]["ports"][0].get("nodePort")
+            ),
+            (Some("10.96.0.9"), None)
+        );
+        let mut changed = plain.clone();
+        changed["spec"]["ports"][0]["nodePort"] = json!(30200);
+        keep_addresses(&mut changed, &old);
+        assert_eq!(changed["spec"]["ports"][0]["nodePort"], 30200);
     }
 }

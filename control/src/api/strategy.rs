@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use capstan_core::defaults::{default_pod, default_pod_spec, qos_class};
 use capstan_core::k8s_openapi::ByteString;
 use capstan_core::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use capstan_core::k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use capstan_core::k8s_openapi::api::coordination::v1::Lease;
 use capstan_core::k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, Pod, PodSpec, PodStatus, PodTemplateSpec, ResourceQuota,
     Secret, Service,
 };
+use capstan_core::k8s_openapi::api::discovery::v1::EndpointSlice;
 use capstan_core::k8s_openapi::api::networking::v1::Ingress;
 use capstan_core::k8s_openapi::api::scheduling::v1::PriorityClass;
 use capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -58,6 +60,14 @@ pub fn admit(info: &ResourceInfo, object: &Value, write: Write<'_>) -> Result<De
         "Pod" => admit_as::<Pod>(info, object, write, admit_pod),
         "Deployment" => admit_as::<Deployment>(info, object, write, admit_deployment),
         "ReplicaSet" => admit_as::<ReplicaSet>(info, object, write, admit_replica_set),
+        "HorizontalPodAutoscaler" => admit_as::<HorizontalPodAutoscaler>(info, object, write, |h, w| {
+            crate::controllers::hpa::default_hpa(h);
+            // Status is the controller's: a new HPA starts with an empty one.
+            if w == Write::Create {
+                h.status = Some(Default::default());
+            }
+            crate::controllers::hpa::validate_hpa(h)
+        }),
         "ConfigMap" => admit_as::<ConfigMap>(info, object, write, |cm, _| validate_config_map(cm)),
         "Secret" => admit_as::<Secret>(info, object, write, admit_secret),
         "Namespace" => admit_as::<Namespace>(info, object, write, admit_namespace),
@@ -73,6 +83,7 @@ pub fn admit(info: &ResourceInfo, object: &Value, write: Write<'_>) -> Result<De
         }),
         "ResourceQuota" => admit_as::<ResourceQuota>(info, object, write, |q, _| validate_object_meta(&q.metadata)),
         "Ingress" => admit_as::<Ingress>(info, object, write, admit_ingress),
+        "EndpointSlice" => admit_as::<EndpointSlice>(info, object, write, admit_endpoint_slice),
         "Lease" => admit_as::<Lease>(info, object, write, |l, _| validate_object_meta(&l.metadata)),
         "PriorityClass" => admit_as::<PriorityClass>(info, object, write, admit_priority_class),
         other => Err(ApiError::Internal(format!("no strategy for kind {other}"))),
@@ -450,8 +461,131 @@ fn admit_service(svc: &mut Service, _: Write<'_>) -> Vec<FieldError> {
             &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
         ));
     }
-    if kind == "ExternalName" && spec.external_name.as_deref().is_none_or(str::is_empty) {
+    if kind == "ExternalName" {
+        external_name_errors(spec, &mut errs);
+    }
+    errs
+}
+
+/// `ValidateService` for type ExternalName: a name, no cluster IP (nor families: the Service
+/// is only a DNS alias), and the name a DNS-1123 subdomain, one trailing dot allowed (a
+/// fully qualified CNAME target).
+fn external_name_errors(spec: &capstan_core::k8s_openapi::api::core::v1::ServiceSpec, errs: &mut Vec<FieldError>) {
+    const NOT_FOR_ALIASES: &str = "may not be set for ExternalName services";
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+    if set(&spec.cluster_ip) || spec.cluster_ips.as_ref().is_some_and(|ips| !ips.is_empty()) {
+        errs.push(FieldError::forbidden("spec.clusterIPs", NOT_FOR_ALIASES));
+    }
+    if spec.ip_families.as_ref().is_some_and(|f| !f.is_empty()) {
+        errs.push(FieldError::forbidden("spec.ipFamilies", NOT_FOR_ALIASES));
+    }
+    if spec.ip_family_policy.is_some() {
+        errs.push(FieldError::forbidden("spec.ipFamilyPolicy", NOT_FOR_ALIASES));
+    }
+    let name = spec.external_name.as_deref().unwrap_or_default();
+    let cname = name.strip_suffix('.').unwrap_or(name);
+    if cname.is_empty() {
         errs.push(FieldError::required("spec.externalName", ""));
+    }
+    for m in names::dns1123_subdomain(cname).iter().filter(|_| !cname.is_empty()) {
+        errs.push(FieldError::invalid("spec.externalName", cname, m));
+    }
+}
+
+/// The most endpoints, addresses per endpoint and ports a slice may hold (`ValidateEndpointSlice`).
+const SLICE_MAX_ENDPOINTS: usize = 1000;
+const SLICE_MAX_ADDRESSES: usize = 100;
+const SLICE_MAX_PORTS: usize = 20000;
+
+/// `field.TooMany`.
+fn too_many(path: String, count: usize, max: usize) -> FieldError {
+    FieldError::new(path, format!("Too many: {count}: must have at most {max} items"))
+}
+
+/// EndpointSlice defaulting (a port's name to "", its protocol to TCP) and the parts of
+/// `ValidateEndpointSlice` consumers rely on: the address type, each endpoint's addresses (of
+/// that type), hostname and node name, and unique port names of known protocols. The address
+/// type is immutable.
+fn admit_endpoint_slice(slice: &mut EndpointSlice, write: Write<'_>) -> Vec<FieldError> {
+    const TYPES: &[&str] = &["FQDN", "IPv4", "IPv6"];
+    const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
+    let mut errs = validate_object_meta(&slice.metadata);
+    let kind = slice.address_type.as_str();
+    if kind.is_empty() {
+        errs.push(FieldError::required("addressType", ""));
+    } else if !TYPES.contains(&kind) {
+        errs.push(FieldError::not_supported("addressType", kind, TYPES));
+    }
+    if let Write::Update { old } = write
+        && old["addressType"].as_str().is_some_and(|t| t != kind)
+    {
+        errs.push(FieldError::invalid("addressType", kind, "field is immutable"));
+    }
+    if slice.endpoints.len() > SLICE_MAX_ENDPOINTS {
+        errs.push(too_many("endpoints".into(), slice.endpoints.len(), SLICE_MAX_ENDPOINTS));
+    }
+    for (i, ep) in slice.endpoints.iter().enumerate().take(SLICE_MAX_ENDPOINTS) {
+        let at = format!("endpoints[{i}]");
+        match ep.addresses.len() {
+            0 => errs.push(FieldError::required(
+                format!("{at}.addresses"),
+                "must contain at least 1 address",
+            )),
+            n if n > SLICE_MAX_ADDRESSES => errs.push(too_many(format!("{at}.addresses"), n, SLICE_MAX_ADDRESSES)),
+            _ => {}
+        }
+        for (j, address) in ep.addresses.iter().enumerate() {
+            let fits = match kind {
+                "IPv4" => address.parse::<std::net::Ipv4Addr>().is_ok(),
+                "IPv6" => address.parse::<std::net::Ipv6Addr>().is_ok(),
+                _ => true,
+            };
+            if !fits {
+                let detail = format!("must be a valid {kind} address");
+                errs.push(FieldError::invalid(format!("{at}.addresses[{j}]"), address, &detail));
+            }
+        }
+        for m in ep.hostname.as_deref().map(names::dns1123_label).unwrap_or_default() {
+            errs.push(FieldError::invalid(
+                format!("{at}.hostname"),
+                ep.hostname.as_deref().unwrap_or_default(),
+                &m,
+            ));
+        }
+        for m in ep
+            .node_name
+            .as_deref()
+            .map(names::dns1123_subdomain)
+            .unwrap_or_default()
+        {
+            errs.push(FieldError::invalid(
+                format!("{at}.nodeName"),
+                ep.node_name.as_deref().unwrap_or_default(),
+                &m,
+            ));
+        }
+    }
+    let ports = slice.ports.as_deref_mut().unwrap_or_default();
+    if ports.len() > SLICE_MAX_PORTS {
+        errs.push(too_many("ports".into(), ports.len(), SLICE_MAX_PORTS));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, port) in ports.iter_mut().enumerate() {
+        let name = port.name.get_or_insert_with(String::new).clone();
+        let protocol = port.protocol.get_or_insert_with(|| "TCP".into()).clone();
+        for m in names::dns1123_label(&name).into_iter().filter(|_| !name.is_empty()) {
+            errs.push(FieldError::invalid(format!("ports[{i}].name"), &name, &m));
+        }
+        if !seen.insert(name.clone()) {
+            errs.push(FieldError::duplicate(format!("ports[{i}].name"), &name));
+        }
+        if !PROTOCOLS.contains(&protocol.as_str()) {
+            errs.push(FieldError::not_supported(
+                format!("ports[{i}].protocol"),
+                &protocol,
+                PROTOCOLS,
+            ));
+        }
     }
     errs
 }

@@ -223,8 +223,10 @@ fn printer(kind: &str) -> (&'static [Column], Print) {
         "Pod" => (POD_COLUMNS, pod_row),
         "Deployment" => (DEPLOYMENT_COLUMNS, deployment_row),
         "ReplicaSet" => (REPLICA_SET_COLUMNS, replica_set_row),
+        "HorizontalPodAutoscaler" => (HPA_COLUMNS, hpa_row),
         "Service" => (SERVICE_COLUMNS, service_row),
         "Endpoints" => (ENDPOINTS_COLUMNS, endpoints_row),
+        "EndpointSlice" => (ENDPOINT_SLICE_COLUMNS, endpoint_slice_row),
         "Node" => (NODE_COLUMNS, node_row),
         "Namespace" => (NAMESPACE_COLUMNS, namespace_row),
         "ConfigMap" => (CONFIG_MAP_COLUMNS, config_map_row),
@@ -563,6 +565,60 @@ fn replica_set_row(object: &Value, now: i64) -> Row {
     .into()
 }
 
+const HPA_COLUMNS: &[Column] = &[
+    NAME,
+    col(
+        "Reference",
+        "string",
+        "scaleTargetRef points to the target resource to scale, and is used to the pods for which metrics should be collected, as well as to actually change the replica count.",
+    ),
+    col(
+        "Targets",
+        "string",
+        "metrics contains the specifications for which to use to calculate the desired replica count (the maximum replica count across all metrics will be used).  The desired replica count is calculated multiplying the ratio between the target value and the current value by the current number of pods.  Ergo, metrics used must decrease as the pod count is increased, and vice-versa.  See the individual metric source types for more information about how each type of metric must respond. If not set, the default metric will be set to 80% average CPU utilization.",
+    ),
+    col(
+        "MinPods",
+        "string",
+        "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down.  It defaults to 1 pod.  minReplicas is allowed to be 0 if the alpha feature gate HPAScaleToZero is enabled and at least one Object or External metric is configured.  Scaling is active as long as at least one metric value is available.",
+    ),
+    col(
+        "MaxPods",
+        "string",
+        "maxReplicas is the upper limit for the number of replicas to which the autoscaler can scale up. It cannot be less that minReplicas.",
+    ),
+    col(
+        "Replicas",
+        "string",
+        "currentReplicas is current number of replicas of pods managed by this autoscaler, as last seen by the autoscaler.",
+    ),
+    AGE,
+];
+
+/// `printHorizontalPodAutoscaler`: `Kind/name`, the metrics' current values over their targets,
+/// `minReplicas` (`<unset>`), `maxReplicas` and the replicas last seen.
+fn hpa_row(object: &Value, now: i64) -> Row {
+    let hpa: capstan_core::k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler = typed(object);
+    let spec = hpa.spec.unwrap_or_default();
+    let status = hpa.status.unwrap_or_default();
+    let targets = crate::controllers::hpa::format_targets(
+        spec.metrics.as_deref().unwrap_or_default(),
+        status.current_metrics.as_deref().unwrap_or_default(),
+    );
+    vec![
+        name(&hpa.metadata),
+        format!("{}/{}", spec.scale_target_ref.kind, spec.scale_target_ref.name).into(),
+        targets.into(),
+        spec.min_replicas
+            .map_or_else(|| "<unset>".to_string(), |m| m.to_string())
+            .into(),
+        spec.max_replicas.into(),
+        status.current_replicas.unwrap_or(0).into(),
+        age(&hpa.metadata, now),
+    ]
+    .into()
+}
+
 const SERVICE_COLUMNS: &[Column] = &[
     NAME,
     col("Type", "string", doc::SERVICE_TYPE),
@@ -686,6 +742,52 @@ fn endpoints_row(object: &Value, now: i64) -> Row {
         }
     };
     vec![name(&ep.metadata), cell.into(), age(&ep.metadata, now)].into()
+}
+
+const ENDPOINT_SLICE_COLUMNS: &[Column] = &[
+    NAME,
+    col("AddressType", "string", doc::ENDPOINT_SLICE_ADDRESS_TYPE),
+    col("Ports", "string", doc::ENDPOINT_SLICE_PORTS),
+    col("Endpoints", "string", doc::ENDPOINT_SLICE_ENDPOINTS),
+    AGE,
+];
+
+/// `printEndpointSlice`: up to three ports (a port's number, else its name, else `*`) and up
+/// to three addresses, each list followed by `+ N more...` or `<unset>` when empty.
+fn endpoint_slice_row(object: &Value, now: i64) -> Row {
+    const MAX: usize = 3;
+    let slice: capstan_core::k8s_openapi::api::discovery::v1::EndpointSlice = typed(object);
+    let list = |items: Vec<String>| {
+        let shown = items.iter().take(MAX).cloned().collect::<Vec<_>>().join(",");
+        match items.len() {
+            0 => "<unset>".to_string(),
+            n if n > MAX => format!("{shown} + {} more...", n - MAX),
+            _ => shown,
+        }
+    };
+    let ports = slice
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| match (p.port, &p.name) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(name)) => name.clone(),
+            (None, None) => "*".to_string(),
+        })
+        .collect();
+    let addresses = slice
+        .endpoints
+        .iter()
+        .flat_map(|e| e.addresses.iter().cloned())
+        .collect();
+    vec![
+        name(&slice.metadata),
+        slice.address_type.clone().into(),
+        list(ports).into(),
+        list(addresses).into(),
+        age(&slice.metadata, now),
+    ]
+    .into()
 }
 
 const NODE_COLUMNS: &[Column] = &[
@@ -970,6 +1072,10 @@ mod doc {
     pub const SERVICE_PORTS: &str = "The list of ports that are exposed by this service. More info: https://kubernetes.io/docs/concepts/services-networking/service/#virtual-ips-and-service-proxies";
     pub const SERVICE_SELECTOR: &str = "Route service traffic to pods with label keys and values matching this selector. If empty or not present, the service is assumed to have an external process managing its endpoints, which Kubernetes will not modify. Only applies to types ClusterIP, NodePort, and LoadBalancer. Ignored if type is ExternalName. More info: https://kubernetes.io/docs/concepts/services-networking/service/";
     pub const ENDPOINTS_SUBSETS: &str = "The set of all endpoints is the union of all subsets. Addresses are placed into subsets according to the IPs they share. A single address with multiple ports, some of which are ready and some of which are not (because they come from different containers) will result in the address being displayed in different subsets for the different ports. No address will appear in both Addresses and NotReadyAddresses in the same subset. Sets of addresses and ports that comprise a service.";
+    pub const ENDPOINT_SLICE_ADDRESS_TYPE: &str = "addressType specifies the type of address carried by this EndpointSlice. All addresses in this slice must be the same type. This field is immutable after creation. The following address types are currently supported:\n* IPv4: Represents an IPv4 Address.\n* IPv6: Represents an IPv6 Address.\n* FQDN: Represents a Fully Qualified Domain Name. (Deprecated) The EndpointSlice controller only generates, and kube-proxy only processes, slices of addressType \"IPv4\" and \"IPv6\". No semantics are defined for the \"FQDN\" type.";
+    pub const ENDPOINT_SLICE_PORTS: &str = "ports specifies the list of network ports exposed by each endpoint in this slice. Each port must have a unique name. Each slice may include a maximum of 100 ports. Services always have at least 1 port, so EndpointSlices generated by the EndpointSlice controller will likewise always have at least 1 port. EndpointSlices used for other purposes may have an empty ports list.";
+    pub const ENDPOINT_SLICE_ENDPOINTS: &str =
+        "endpoints is a list of unique endpoints in this slice. Each slice may include a maximum of 1000 endpoints.";
     pub const NODE_KUBELET_VERSION: &str = "Kubelet Version reported by the node.";
     pub const NODE_ADDRESSES: &str = "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This field is declared as mergeable, but the merge key is not sufficiently unique, which can cause data corruption when it is merged. Callers should instead use a full-replacement patch. See https://pr.k8s.io/79391 for an example. Consumers should assume that addresses can change during the lifetime of a Node. However, there are some exceptions where this may not be possible, such as Pods that inherit a Node's address in its own status or consumers of the downward API (status.hostIP).";
     pub const NODE_OS_IMAGE: &str =

@@ -114,7 +114,7 @@ pub fn desired(service: &Service, pods: &[Pod]) -> Option<Endpoints> {
 }
 
 /// `helper.IsServiceIPSet`: a cluster IP that is neither empty nor `None`.
-fn ip_set(spec: &ServiceSpec) -> bool {
+pub(super) fn ip_set(spec: &ServiceSpec) -> bool {
     spec.cluster_ip
         .as_deref()
         .is_some_and(|ip| !ip.is_empty() && ip != "None")
@@ -166,7 +166,7 @@ fn entries<'a>(service: &Service, spec: &ServiceSpec, pods: impl Iterator<Item =
 /// endpointslice's `ShouldPodBeInEndpoints`: not terminal (Succeeded/Failed), has an IP, and not
 /// terminating unless the Service publishes not-ready addresses (then a terminating pod stays,
 /// in `addresses`).
-fn belongs_in_endpoints(pod: &Pod, include_terminating: bool) -> bool {
+pub(super) fn belongs_in_endpoints(pod: &Pod, include_terminating: bool) -> bool {
     let has_ip = pod.status.as_ref().is_some_and(|s| {
         s.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty()) || s.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty())
     });
@@ -183,40 +183,51 @@ fn address(service: &Service, spec: &ServiceSpec, pod: &Pod) -> Option<EndpointA
         None if ip_set(spec) => spec.cluster_ip.as_deref().is_some_and(is_ipv6),
         None => status.pod_ip.as_deref().is_some_and(is_ipv6),
     };
-    // `podIPs` is authoritative; `podIP` (its first entry) stands in when a writer set only it.
-    let listed: Vec<&str> = status.pod_ips.iter().flatten().map(|p| p.ip.as_str()).collect();
-    let candidates = if listed.is_empty() {
-        status.pod_ip.as_deref().into_iter().collect()
-    } else {
-        listed
-    };
-    let ip = candidates.into_iter().find(|ip| is_ipv6(ip) == want_v6)?;
-    let spec_of_pod = pod.spec.as_ref();
-    let hostname = spec_of_pod
-        .and_then(|s| s.hostname.as_deref())
-        .filter(|h| !h.is_empty() && sets_hostname(service, pod));
+    let ip = pod_ips(pod).into_iter().find(|ip| is_ipv6(ip) == want_v6)?;
     Some(EndpointAddress {
         ip: ip.to_owned(),
-        hostname: hostname.map(str::to_owned),
-        node_name: spec_of_pod.and_then(|s| s.node_name.clone()),
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".to_owned()),
-            namespace: pod.metadata.namespace.clone(),
-            name: pod.metadata.name.clone(),
-            uid: pod.metadata.uid.clone(),
-            ..Default::default()
-        }),
+        hostname: hostname(service, pod),
+        node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        target_ref: Some(pod_reference(pod)),
     })
 }
 
-/// `ShouldSetHostname`: the pod names this Service as its subdomain (and has a hostname).
-fn sets_hostname(service: &Service, pod: &Pod) -> bool {
-    pod.spec.as_ref().and_then(|s| s.subdomain.as_deref()) == service.metadata.name.as_deref()
-        && pod.metadata.namespace == service.metadata.namespace
+/// The pod's IPs: `podIPs` is authoritative; `podIP` (its first entry) stands in when a writer
+/// set only it.
+pub(super) fn pod_ips(pod: &Pod) -> Vec<&str> {
+    let Some(status) = pod.status.as_ref() else {
+        return Vec::new();
+    };
+    let listed: Vec<&str> = status.pod_ips.iter().flatten().map(|p| p.ip.as_str()).collect();
+    if listed.is_empty() {
+        status.pod_ip.as_deref().into_iter().collect()
+    } else {
+        listed
+    }
+}
+
+/// The reference to a pod an address (or slice endpoint) carries in `targetRef`.
+pub(super) fn pod_reference(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Pod".to_owned()),
+        namespace: pod.metadata.namespace.clone(),
+        name: pod.metadata.name.clone(),
+        uid: pod.metadata.uid.clone(),
+        ..Default::default()
+    }
+}
+
+/// The pod's hostname when `ShouldSetHostname` holds: the pod has a hostname and names this
+/// Service (of its namespace) as its subdomain.
+pub(super) fn hostname(service: &Service, pod: &Pod) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    let names_service = spec.subdomain.as_deref() == service.metadata.name.as_deref()
+        && pod.metadata.namespace == service.metadata.namespace;
+    spec.hostname.clone().filter(|h| !h.is_empty() && names_service)
 }
 
 /// Go's `utilnet.IsIPv6String`: an IP that is not IPv4 (nor IPv4-mapped IPv6).
-fn is_ipv6(ip: &str) -> bool {
+pub(super) fn is_ipv6(ip: &str) -> bool {
     match ip.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) => v6.to_ipv4_mapped().is_none(),
         _ => false,
@@ -226,7 +237,7 @@ fn is_ipv6(ip: &str) -> bool {
 /// `podutil.FindPort`: a numeric target port as is (none: the Service port, as the API
 /// defaults it); a named one looked up among the pod's container ports, then its sidecars'
 /// (init containers with restartPolicy Always), of the Service port's protocol.
-fn find_port(pod: &Pod, service_port: &ServicePort) -> Option<i32> {
+pub(super) fn find_port(pod: &Pod, service_port: &ServicePort) -> Option<i32> {
     let name = match &service_port.target_port {
         None => return Some(service_port.port),
         Some(IntOrString::Int(n)) => return Some(*n),
@@ -248,7 +259,7 @@ fn find_port(pod: &Pod, service_port: &ServicePort) -> Option<i32> {
 }
 
 /// A port's protocol, `TCP` when unset (the API's default).
-fn protocol(p: &Option<String>) -> &str {
+pub(super) fn protocol(p: &Option<String>) -> &str {
     p.as_deref().unwrap_or("TCP")
 }
 
