@@ -624,3 +624,491 @@ fn up_creates_the_manifests_it_is_given_and_leaves_them_on_a_restart() {
     assert_eq!(first["metadata"]["uid"], again["metadata"]["uid"]);
     up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
 }
+
+#[test]
+fn kubectl_gets_and_describes_a_horizontal_pod_autoscaler() {
+    let data = DataDir::new("cluster-hpa");
+    let up = Up::start(&data, &[]);
+    let manifest = data.0.join("hpa.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  \
+         template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: web\n        \
+         image: capstan/hello-http\n        resources: {requests: {cpu: 100m}}\n---\n\
+         apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n  \
+         scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  maxReplicas: 3\n  metrics:\n  \
+         - type: Resource\n    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}\n",
+    )
+    .unwrap();
+    up.kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    // Once synced, the row shows the replicas seen: NAME REFERENCE TARGETS MINPODS MAXPODS REPLICAS AGE.
+    let listed = eventually("the HPA's first sync", DEADLINE, || {
+        let out = up.kubectl_ok(&["get", "hpa"]);
+        let row: Vec<String> = out.lines().nth(1)?.split_whitespace().map(str::to_owned).collect();
+        (row.len() == 8 && row[6] == "1").then_some(out)
+    });
+    let header: Vec<&str> = listed.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
+    );
+    let row: Vec<&str> = listed.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], ["web", "Deployment/web", "cpu:"], "{listed}");
+    assert!(row[3].ends_with("/50%"), "{listed}");
+    assert_eq!(&row[4..6], ["1", "3"], "{listed}");
+    let described = up.kubectl_ok(&["describe", "hpa", "web"]);
+    assert!(
+        described.contains("Max replicas:") && described.contains("AbleToScale"),
+        "{described}"
+    );
+    let patch = "{\"spec\":{\"minReplicas\":-1}}";
+    let out = up.kubectl(&["patch", "hpa", "web", "--type=merge", "-p", patch]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("spec.minReplicas: Invalid value: -1: must be greater than or equal to 0"),
+        "{err}"
+    );
+}
+
+/// What a client got for one request: the version that answered, or what went wrong.
+type Answer = (std::time::Instant, Result<String, String>);
+
+/// Clients asking one address over and over, each answer kept with the moment its request
+/// started, until stopped.
+struct Hammer {
+    stop: Arc<AtomicBool>,
+    answered: Arc<std::sync::atomic::AtomicUsize>,
+    clients: Vec<std::thread::JoinHandle<Vec<Answer>>>,
+}
+
+impl Hammer {
+    fn start(addr: &str, clients: usize) -> Hammer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let clients = (0..clients)
+            .map(|_| {
+                let (addr, stop, answered) = (addr.to_owned(), Arc::clone(&stop), Arc::clone(&answered));
+                std::thread::spawn(move || {
+                    let mut answers = Vec::new();
+                    while !stop.load(Ordering::SeqCst) {
+                        let started = std::time::Instant::now();
+                        let answer = match http(&addr, "GET", "/", "", "") {
+                            Ok((200, body)) => serde_json::from_str::<Value>(&body)
+                                .ok()
+                                .and_then(|v| v["version"].as_str().map(str::to_owned))
+                                .ok_or(format!("no version in {body:?}")),
+                            other => Err(format!("{other:?}")),
+                        };
+                        answers.push((started, answer));
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                    answers
+                })
+            })
+            .collect();
+        Hammer {
+            stop,
+            answered,
+            clients,
+        }
+    }
+
+    /// Waits until `more` answers came after this call.
+    fn wait_for(&self, more: usize) {
+        let target = self.answered.load(Ordering::SeqCst) + more;
+        eventually(&format!("{more} more answers"), DEADLINE, || {
+            (self.answered.load(Ordering::SeqCst) >= target).then_some(())
+        });
+    }
+
+    /// Stops the clients and returns every answer (when its request started, the version that
+    /// answered), asserting that none failed.
+    fn stop(self) -> Vec<(std::time::Instant, String)> {
+        self.stop.store(true, Ordering::SeqCst);
+        let answers: Vec<Answer> = self.clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+        let failed: Vec<&String> = answers.iter().filter_map(|(_, a)| a.as_ref().err()).collect();
+        assert!(
+            failed.is_empty(),
+            "{} of {} requests failed: {:?}",
+            failed.len(),
+            answers.len(),
+            &failed[..failed.len().min(5)]
+        );
+        answers
+            .into_iter()
+            .filter_map(|(t, a)| a.ok().map(|v| (t, v)))
+            .collect()
+    }
+}
+
+/// Applies every manifest of an example folder — its `service.yaml` with a node port this
+/// test may use (the example leaves the port to the allocator, whose first pick another
+/// test's cluster may hold) — waits for the `deployments` to roll out, and returns the node
+/// port's address.
+fn apply_example(up: &Up, data: &DataDir, folder: &str, deployments: &[&str], salt: u32) -> String {
+    let port = free_node_port(salt);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join(folder))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for file in files {
+        let mut manifest = std::fs::read_to_string(&file).unwrap();
+        if file.ends_with("service.yaml") {
+            assert!(manifest.contains("targetPort: 8080\n"), "{}", file.display());
+            manifest = manifest.replace(
+                "targetPort: 8080\n",
+                &format!("targetPort: 8080\n    nodePort: {port}\n"),
+            );
+        }
+        let copy = data.0.join(file.file_name().unwrap());
+        std::fs::write(&copy, manifest).unwrap();
+        up.kubectl_ok(&["apply", "-f", copy.to_str().unwrap()]);
+    }
+    for d in deployments {
+        up.kubectl_ok(&["rollout", "status", &format!("deployment/{d}"), "--timeout=90s"]);
+    }
+    format!("127.0.0.1:{port}")
+}
+
+/// The ready addresses of the Endpoints of `service`, sorted.
+fn endpoint_ips(up: &Up, service: &str) -> Vec<String> {
+    let (status, body) = http(
+        &up.addr,
+        "GET",
+        &format!("/api/v1/namespaces/default/endpoints/{service}"),
+        "",
+        "",
+    )
+    .unwrap();
+    if status != 200 {
+        return Vec::new();
+    }
+    let eps: Value = serde_json::from_str(&body).unwrap();
+    let mut ips: Vec<String> = eps["subsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["ip"].as_str().map(str::to_owned))
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// The IPs of the ready, running pods of a label selector (URL-encoded), sorted.
+fn ready_pod_ips(up: &Up, selector: &str) -> Vec<String> {
+    let mut ips: Vec<String> = up
+        .pods(selector)
+        .iter()
+        .filter(|p| ready(p) && !deleting(p))
+        .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_owned))
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// The version one request to `addr` answers with, if it answers.
+fn version_at(addr: &str) -> Option<String> {
+    match http(addr, "GET", "/", "", "") {
+        Ok((200, body)) => serde_json::from_str::<Value>(&body).ok()?["version"]
+            .as_str()
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_blue_green_switch_moves_every_request_to_green_and_fails_none() {
+    let data = DataDir::new("cluster-blue-green");
+    let up = Up::start(&data, &[]);
+    let colours = ["random-generator-blue", "random-generator-green"];
+    let addr = apply_example(&up, &data, "examples/blue-green", &colours, 3);
+    let blue = ready_pod_ips(&up, "app%3Drandom-generator%2Cversion%3D1.0");
+    let green = ready_pod_ips(&up, "app%3Drandom-generator%2Cversion%3D2.0");
+    assert_eq!((blue.len(), green.len()), (3, 3), "{blue:?} {green:?}");
+    eventually("the Endpoints to list blue", DEADLINE, || {
+        (endpoint_ips(&up, "random-generator") == blue).then_some(())
+    });
+    eventually("blue behind the node port", DEADLINE, || {
+        (version_at(&addr).as_deref() == Some("1.0")).then_some(())
+    });
+
+    let hammer = Hammer::start(&addr, 2);
+    hammer.wait_for(40);
+    let switched = std::time::Instant::now();
+    up.kubectl_ok(&[
+        "patch",
+        "service",
+        "random-generator",
+        "-p",
+        r#"{"spec":{"selector":{"version":"2.0"}}}"#,
+    ]);
+    eventually("the Endpoints to list green", DEADLINE, || {
+        (endpoint_ips(&up, "random-generator") == green).then_some(())
+    });
+    // The proxy follows the Endpoints; once one answer comes from green, all do.
+    eventually("green behind the node port", DEADLINE, || {
+        (version_at(&addr).as_deref() == Some("2.0")).then_some(())
+    });
+    let caught_up = std::time::Instant::now();
+    hammer.wait_for(40);
+    let answers = hammer.stop();
+
+    let versions = |keep: &dyn Fn(std::time::Instant) -> bool| -> std::collections::BTreeMap<String, usize> {
+        let mut seen = std::collections::BTreeMap::new();
+        for (_, version) in answers.iter().filter(|(started, _)| keep(*started)) {
+            *seen.entry(version.clone()).or_default() += 1;
+        }
+        seen
+    };
+    let before = versions(&|t| t < switched);
+    let after = versions(&|t| t > caught_up);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        ["1.0"],
+        "before the switch: {before:?}"
+    );
+    assert_eq!(after.keys().collect::<Vec<_>>(), ["2.0"], "after the switch: {after:?}");
+    assert!(after["2.0"] >= 40, "{after:?}");
+}
+
+#[test]
+fn a_canary_takes_about_its_share_of_the_requests_and_fails_none() {
+    let data = DataDir::new("cluster-canary");
+    let up = Up::start(&data, &[]);
+    let tracks = ["random-generator", "random-generator-canary"];
+    let addr = apply_example(&up, &data, "examples/canary", &tracks, 4);
+    let all = ready_pod_ips(&up, "app%3Drandom-generator");
+    assert_eq!(all.len(), 4, "{all:?}");
+    eventually("the Endpoints to list stable and canary", DEADLINE, || {
+        (endpoint_ips(&up, "random-generator") == all).then_some(())
+    });
+    // The Service's EndpointSlice lists the same four, ready.
+    eventually("an EndpointSlice of the four pods", DEADLINE, || {
+        let slices = up.get(
+            "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Drandom-generator",
+        );
+        let mut ips: Vec<String> = slices["items"]
+            .as_array()?
+            .iter()
+            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["conditions"]["ready"] == true)
+            .filter_map(|e| e["addresses"][0].as_str().map(str::to_owned))
+            .collect();
+        ips.sort();
+        (ips == all).then_some(())
+    });
+    let listed = up.kubectl_ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=random-generator",
+    ]);
+    assert!(listed.contains("IPv4") && listed.contains("8080"), "{listed}");
+
+    eventually("the node port to serve", DEADLINE, || version_at(&addr));
+    let hammer = Hammer::start(&addr, 2);
+    hammer.wait_for(400);
+    let answers = hammer.stop();
+    let canary = answers.iter().filter(|(_, version)| version == "2.0").count();
+    let share = canary as f64 / answers.len() as f64;
+    assert!(
+        (0.15..=0.35).contains(&share),
+        "the canary answered {canary} of {} requests ({share:.2}), not about a quarter",
+        answers.len()
+    );
+}
+
+/// A loopback port nothing listens on now, outside the node-port range.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The Warning events recorded with `reason` about the object `name`.
+fn warnings(up: &Up, name: &str, reason: &str) -> Vec<String> {
+    up.get("/api/v1/namespaces/default/events")["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["involvedObject"]["name"] == name && e["reason"] == reason)
+        .filter_map(|e| e["message"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn a_load_balancer_listens_on_its_port_and_reports_one_it_cannot_have() {
+    let data = DataDir::new("cluster-load-balancer");
+    let up = Up::start(&data, &[]);
+    up.kubectl_ok(&["apply", "-f", "examples/declarative-deployment/rolling-update.yaml"]);
+    let lb_port = free_port();
+    // Something else holds this one while the second load balancer asks for it.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let held = holder.local_addr().unwrap().port();
+    let service = |name: &str, port: u16, node_port: u16| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  type: LoadBalancer\n  selector:\n    app: random-generator\n  ports:\n  - port: {port}\n    targetPort: 8080\n    nodePort: {node_port}\n"
+        )
+    };
+    let file = data.0.join("load-balancers.yaml");
+    let manifests = [
+        service("random-generator", lb_port, free_node_port(5)),
+        service("blocked", held, free_node_port(6)),
+    ];
+    std::fs::write(&file, manifests.join("---\n")).unwrap();
+    up.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+
+    let lb = format!("127.0.0.1:{lb_port}");
+    eventually("the load balancer's own port to serve", DEADLINE, || version_at(&lb));
+    let row = eventually("EXTERNAL-IP in kubectl get svc", DEADLINE, || {
+        let out = up.kubectl_ok(&["get", "svc", "random-generator", "--no-headers"]);
+        out.contains(" 127.0.0.1 ").then_some(out)
+    });
+    assert!(
+        row.contains("LoadBalancer") && row.contains(&format!("{lb_port}:")),
+        "{row}"
+    );
+    let status = up.get("/api/v1/namespaces/default/services/random-generator")["status"].clone();
+    assert_eq!(status["loadBalancer"]["ingress"][0]["ip"], "127.0.0.1", "{status}");
+
+    // The taken port: a warning on the Service, which stays pending, and no panic.
+    let reported = eventually("SyncLoadBalancerFailed on the blocked Service", DEADLINE, || {
+        let found = warnings(&up, "blocked", "SyncLoadBalancerFailed");
+        (!found.is_empty()).then_some(found)
+    });
+    assert!(reported[0].contains(&format!("port {held}")), "{reported:?}");
+    let row = up.kubectl_ok(&["get", "svc", "blocked", "--no-headers"]);
+    assert!(row.contains("<pending>"), "{row}");
+
+    // Once the port is free the proxy takes it on its next try.
+    drop(holder);
+    let held_addr = format!("127.0.0.1:{held}");
+    eventually("the freed port to serve", DEADLINE, || version_at(&held_addr));
+    eventually("the blocked Service's address", DEADLINE, || {
+        let svc = up.get("/api/v1/namespaces/default/services/blocked");
+        (svc["status"]["loadBalancer"]["ingress"][0]["ip"] == "127.0.0.1").then_some(())
+    });
+    assert!(version_at(&lb).is_some(), "the first load balancer still serves");
+}
+
+/// A plain HTTP server on the test's loopback standing for a host outside the cluster: it
+/// keeps the body of every request and answers 200.
+fn outside_server() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&bodies);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut reader = BufReader::new(&stream);
+            let mut length = 0;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok() {
+                kept.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+            }
+            let _ = (&stream).write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, bodies)
+}
+
+#[test]
+fn external_name_services_alias_a_cluster_service_or_a_granted_outside_host() {
+    let data = DataDir::new("cluster-external-name");
+    let up = Up::start(&data, &[]);
+    up.kubectl_ok(&["apply", "-f", "examples/service-discovery/log-service.yaml"]);
+    let (outside_port, received) = outside_server();
+    // Three generators, each behind a node port, logging each number they serve to LOG_URL:
+    // through an alias of the ambassador Service, and through an alias of the outside host
+    // with and without the pod's grant for it.
+    let generator = |name: &str, log_url: &str, grant: Option<String>, node_port: u16| {
+        let annotations = grant
+            .map(|g| format!("  annotations:\n    capstan.dev/allow-hosts: \"{g}\"\n"))
+            .unwrap_or_default();
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels:\n    app: {name}\n{annotations}spec:\n  containers:\n  - name: main\n    image: k8spatterns/random-generator:1.0\n    env:\n    - name: LOG_URL\n      value: {log_url}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  type: NodePort\n  selector:\n    app: {name}\n  ports:\n  - port: 8080\n    nodePort: {node_port}\n"
+        )
+    };
+    let outside_url = format!("http://outside-log:{outside_port}/log");
+    let (alias_port, granted_port, denied_port) = (free_node_port(7), free_node_port(8), free_node_port(9));
+    let manifests = [
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: log-alias\nspec:\n  type: ExternalName\n  externalName: log-ambassador.default.svc.cluster.local\n".to_owned(),
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: outside-log\nspec:\n  type: ExternalName\n  externalName: localhost\n".to_owned(),
+        generator("gen-alias", "http://log-alias:9009", None, alias_port),
+        generator(
+            "gen-granted",
+            &outside_url,
+            Some(format!("localhost:{outside_port}")),
+            granted_port,
+        ),
+        generator("gen-denied", &outside_url, None, denied_port),
+    ];
+    let file = data.0.join("external-names.yaml");
+    std::fs::write(&file, manifests.join("---\n")).unwrap();
+    up.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    up.kubectl_ok(&["rollout", "status", "deployment/log-ambassador", "--timeout=90s"]);
+    let number_from = |port: u16| {
+        let addr = format!("127.0.0.1:{port}");
+        eventually(&format!("a number from {addr}"), DEADLINE, || {
+            match http(&addr, "GET", "/", "", "") {
+                Ok((200, body)) => serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .map(|v| v["random"].to_string()),
+                _ => None,
+            }
+        })
+    };
+
+    // The alias of a cluster Service reaches its pods.
+    let logged = number_from(alias_port);
+    eventually(
+        "the ambassadors to log the number sent through the alias",
+        DEADLINE,
+        || {
+            let out = up.kubectl(&["logs", "-l", "app=log-ambassador"]);
+            String::from_utf8_lossy(&out.stdout).contains(&logged).then_some(())
+        },
+    );
+
+    // The alias of an outside host: refused without the grant (the generator answers anyway,
+    // after its POST failed), sent with it.
+    let refused = number_from(denied_port);
+    let sent = number_from(granted_port);
+    let bodies = eventually("the outside host to get the granted number", DEADLINE, || {
+        let bodies = received.lock().unwrap().clone();
+        bodies
+            .iter()
+            .any(|b| b.contains(&format!("\"random\":{sent},")))
+            .then_some(bodies)
+    });
+    assert!(
+        !bodies.iter().any(|b| b.contains(&format!("\"random\":{refused},"))),
+        "a pod without the grant reached the outside host: {bodies:?}"
+    );
+
+    let row = up.kubectl_ok(&["get", "svc", "outside-log", "--no-headers"]);
+    assert!(
+        row.contains("ExternalName") && row.contains("localhost") && row.contains("<none>"),
+        "{row}"
+    );
+    let svc = up.get("/api/v1/namespaces/default/services/outside-log");
+    assert!(
+        svc["spec"].get("clusterIP").is_none(),
+        "no cluster IP for an alias: {svc}"
+    );
+}

@@ -2,11 +2,14 @@
 //! against the API — informers, work queues, expectations, writes — and the controllers
 //! that are all shell (namespace deletion, node lifecycle).
 
+pub mod endpoint_slices;
 pub mod endpoints;
 pub mod gc;
+pub mod hpa;
 pub mod informer;
 pub mod namespaces;
 pub mod nodes;
+pub mod pod_metrics;
 pub mod quotas;
 pub mod workloads;
 pub mod write;
@@ -35,5 +38,10 @@ pub fn spawn_all(api: &Arc<Api>) -> Vec<JoinHandle<()>> {
         tokio::spawn(workloads::forever("node-lifecycle", Arc::clone(api), nodes::run)),
         tokio::spawn(workloads::forever("resourcequota", Arc::clone(api), quotas::run)),
         tokio::spawn(workloads::forever("endpoints", Arc::clone(api), endpoints::run)),
+        tokio::spawn(workloads::forever(
+            "endpointslice",
+            Arc::clone(api),
+            endpoint_slices::run,
+        )),
     ]
 }

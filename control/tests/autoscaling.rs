@@ -1,0 +1,292 @@
+//! The HorizontalPodAutoscaler end to end, in an in-process cluster (real runtime, real node
+//! port, no fake metrics): a Deployment of `capstan/hello-http` under an HPA on
+//! `requests_per_second` scales up while requests pour in, and back down once they stop.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::time::Duration;
+
+use capstan_control::api::Api;
+use capstan_control::api::registry::{ListOptions, WriteOptions};
+use capstan_control::api::resources::find;
+use capstan_control::api::table::{IncludeObject, table};
+use capstan_control::cluster::NodeConfig;
+use capstan_core::quantity;
+use common::{DEADLINE, start, until};
+use serde_json::{Value, json};
+
+/// A node port nobody listens on now, and no other test of this process picked.
+fn free_node_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 30000 + (std::process::id() * 19 % 2000) as u16;
+    (0..700)
+        .map(|_| base + NEXT.fetch_add(1, Ordering::Relaxed))
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free node port")
+}
+
+fn replicas(api: &Api) -> i64 {
+    let d = api
+        .get(find("apps", "v1", "deployments").unwrap(), Some("default"), "hello")
+        .unwrap();
+    d["spec"]["replicas"].as_i64().unwrap_or(-1)
+}
+
+fn hpa(api: &Api) -> Value {
+    api.get(
+        find("autoscaling", "v2", "horizontalpodautoscalers").unwrap(),
+        Some("default"),
+        "hello",
+    )
+    .unwrap()
+}
+
+/// The messages of the HPA's events with `reason`.
+fn events(api: &Api, reason: &str) -> Vec<String> {
+    let list = api
+        .list(
+            find("", "v1", "events").unwrap(),
+            Some("default"),
+            &ListOptions::default(),
+        )
+        .unwrap();
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["involvedObject"]["kind"] == "HorizontalPodAutoscaler" && e["reason"] == reason)
+        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hpa_on_requests_per_second_scales_up_under_load_and_down_after() {
+    let cluster = start("hpa-rps", NodeConfig::numbered(1)).await;
+    cluster.autoscaler.set_sync_period(Duration::from_secs(1));
+    let api = Arc::clone(&cluster.api);
+    let port = free_node_port();
+    let opts = WriteOptions::default();
+    api.create(
+        find("apps", "v1", "deployments").unwrap(),
+        Some("default"),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hello"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "hello"}},
+                "template": {"metadata": {"labels": {"app": "hello"}},
+                    "spec": {"containers": [{"name": "web", "image": "capstan/hello-http", "ports": [{"containerPort": 8080}]}]}}}}),
+        &opts,
+    )
+    .unwrap();
+    api.create(
+        find("", "v1", "services").unwrap(),
+        Some("default"),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello"},
+            "spec": {"type": "NodePort", "selector": {"app": "hello"}, "ports": [{"port": 8080, "nodePort": port}]}}),
+        &opts,
+    )
+    .unwrap();
+    // 5 requests a second per pod; down again 2 s after the load is gone.
+    api.create(
+        find("autoscaling", "v2", "horizontalpodautoscalers").unwrap(),
+        Some("default"),
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "hello"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "hello"},
+                "minReplicas": 1, "maxReplicas": 3,
+                "metrics": [{"type": "Pods", "pods": {"metric": {"name": "requests_per_second"},
+                    "target": {"type": "AverageValue", "averageValue": "5"}}}],
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 2}}}}),
+        &opts,
+    )
+    .unwrap();
+
+    let client = capstan_control::client::Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !matches!(client.get("/").await, Ok(Value::String(s)) if s == "hello\n") {
+        assert!(std::time::Instant::now() < deadline, "the Service never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Load: a few clients in a loop, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let load: Vec<_> = (0..3)
+        .map(|_| {
+            let (client, stop, answered) = (client.clone(), Arc::clone(&stop), Arc::clone(&answered));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    if client.get("/").await.is_ok() {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let scaled_to = until("the HPA to scale the Deployment up", || {
+        let r = replicas(&api);
+        (r > 1).then_some(r)
+    })
+    .await;
+    assert!(scaled_to <= 3, "maxReplicas holds: {scaled_to}");
+    let status = until("the HPA to report the metric", || {
+        let h = hpa(&api);
+        h["status"]["currentMetrics"][0]["pods"]["current"]["averageValue"]
+            .as_str()
+            .map(|_| h["status"].clone())
+    })
+    .await;
+    let average = quantity::parse(
+        status["currentMetrics"][0]["pods"]["current"]["averageValue"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(average.nanos() > 0, "requests were counted: {status}");
+    assert_eq!(
+        status["currentMetrics"][0]["pods"]["metric"]["name"],
+        "requests_per_second"
+    );
+    let rescales = events(&api, "SuccessfulRescale");
+    assert!(
+        rescales
+            .iter()
+            .any(|m| m.ends_with("reason: pods metric requests_per_second above target")),
+        "{rescales:?}"
+    );
+    assert!(answered.load(Ordering::Relaxed) > 0);
+
+    // `kubectl get hpa`'s row, as the server renders it.
+    let rendered = table("HorizontalPodAutoscaler", &[hpa(&api)], None, IncludeObject::None, 0);
+    let columns: Vec<&str> = rendered["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        ["Name", "Reference", "Targets", "MinPods", "MaxPods", "Replicas", "Age"]
+    );
+    let cells = &rendered["rows"][0]["cells"];
+    assert_eq!(cells[1], "Deployment/hello");
+    assert!(cells[2].as_str().unwrap().ends_with("/5"), "{cells}");
+    assert_eq!((cells[3].clone(), cells[4].clone()), (json!("1"), json!(3)));
+
+    // No more load: back to one replica.
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    until("the HPA to scale the Deployment back down", || {
+        (replicas(&api) == 1).then_some(())
+    })
+    .await;
+    let rescales = events(&api, "SuccessfulRescale");
+    assert!(
+        rescales
+            .iter()
+            .any(|m| m == "New size: 1; reason: All metrics below target"),
+        "{rescales:?}"
+    );
+    let conditions = hpa(&api)["status"]["conditions"].clone();
+    let active = conditions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ScalingActive")
+        .cloned()
+        .unwrap();
+    assert_eq!(active["reason"], "ValidMetricFound", "{conditions}");
+    drop(cluster);
+}
+
+/// The HPA's `ScalingActive` condition: (status, reason).
+fn scaling_active(api: &Api) -> Option<(String, String)> {
+    let h = hpa(api);
+    let c = h["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "ScalingActive")?
+        .clone();
+    Some((c["status"].as_str()?.to_owned(), c["reason"].as_str()?.to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hpa_with_min_replicas_zero_leaves_scaling_to_and_from_zero_to_the_activator() {
+    let cluster = start("hpa-zero", NodeConfig::numbered(1)).await;
+    cluster.autoscaler.set_sync_period(Duration::from_secs(1));
+    let api = Arc::clone(&cluster.api);
+    let port = free_node_port();
+    let opts = WriteOptions::default();
+    api.create(
+        find("apps", "v1", "deployments").unwrap(),
+        Some("default"),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "hello", "annotations": {"capstan.dev/scale-to-zero-grace-period": "2s"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "hello"}},
+                "template": {"metadata": {"labels": {"app": "hello"}},
+                    "spec": {"containers": [{"name": "web", "image": "capstan/hello-http", "ports": [{"containerPort": 8080}]}]}}}}),
+        &opts,
+    )
+    .unwrap();
+    api.create(
+        find("", "v1", "services").unwrap(),
+        Some("default"),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello"},
+            "spec": {"type": "NodePort", "selector": {"app": "hello"}, "ports": [{"port": 8080, "nodePort": port}]}}),
+        &opts,
+    )
+    .unwrap();
+    // minReplicas 0 opts the Deployment into scale to zero.
+    api.create(
+        find("autoscaling", "v2", "horizontalpodautoscalers").unwrap(),
+        Some("default"),
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "hello"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "hello"},
+                "minReplicas": 0, "maxReplicas": 3,
+                "metrics": [{"type": "Pods", "pods": {"metric": {"name": "requests_per_second"},
+                    "target": {"type": "AverageValue", "averageValue": "5"}}}]}}),
+        &opts,
+    )
+    .unwrap();
+
+    // Idle, the workload goes to zero, and the HPA stands aside rather than bring it back.
+    until("the idle workload to go to zero", || {
+        (replicas(&api) == 0).then_some(())
+    })
+    .await;
+    until("the HPA to see the target at zero", || {
+        (scaling_active(&api) == Some(("False".into(), "ScalingDisabled".into()))
+            && hpa(&api)["status"]["currentReplicas"] == 0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(replicas(&api), 0);
+
+    // A request wakes it (the activator's doing) and is answered; the HPA follows the target.
+    let client = capstan_control::client::Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        if matches!(client.get("/").await, Ok(Value::String(s)) if s == "hello\n") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the woken workload never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until("the HPA to see the woken target", || {
+        (hpa(&api)["status"]["currentReplicas"] == 1).then_some(())
+    })
+    .await;
+    // Idle again: back to zero, and the HPA never scaled anything itself.
+    until("the workload to go back to zero", || {
+        (replicas(&api) == 0 && scaling_active(&api).is_some_and(|(_, reason)| reason == "ScalingDisabled"))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(events(&api, "SuccessfulRescale"), Vec::<String>::new());
+    drop(cluster);
+}
