@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::Api;
 use crate::api::logs::FileLogs;
+use crate::metrics::NodeMetrics;
 use crate::node_client::LocalClient;
 use crate::store::{RedbStore, Store};
 
@@ -169,6 +170,8 @@ pub struct Cluster {
     tasks: Vec<JoinHandle<()>>,
     /// Each node's agent task, by node name.
     nodes: Vec<(String, JoinHandle<()>)>,
+    /// The HorizontalPodAutoscaler controller's settings (its sync period...).
+    pub autoscaler: crate::manager::hpa::HpaHandle,
 }
 
 impl Cluster {
@@ -232,6 +235,17 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
     let services = Arc::new(crate::proxy::ServiceTable::default());
     let ingresses = Arc::new(std::sync::RwLock::new(crate::proxy::ingress::IngressTable::default()));
     base.set_service_resolver(Arc::clone(&services) as Arc<dyn capstan_runtime::services::ServiceResolver>);
+    let activator = crate::proxy::activator::Activator::new(Arc::clone(&api), Arc::clone(&services));
+    let forwarder = Arc::new(crate::proxy::Forwarder {
+        directory,
+        services: Arc::clone(&services),
+        activator: Arc::clone(&activator),
+    });
+    tasks.push(tokio::spawn(crate::manager::workloads::forever(
+        "activator",
+        Arc::clone(&api),
+        move |_| Arc::clone(&activator).run(),
+    )));
     let ingress_addr = match config.ingress_listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -243,8 +257,7 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
             tasks.push(tokio::spawn(crate::proxy::gateway(
                 listener,
                 Arc::clone(&ingresses),
-                Arc::clone(&services),
-                Arc::clone(&directory),
+                Arc::clone(&forwarder),
             )));
             Some(bound)
         }
@@ -256,7 +269,7 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
         move |api| {
             crate::proxy::run(
                 api,
-                Arc::clone(&directory),
+                Arc::clone(&forwarder),
                 address,
                 Arc::clone(&services),
                 Arc::clone(&ingresses),
@@ -265,21 +278,30 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
     )));
     let client = LocalClient::new(Arc::clone(&api));
     let mut agents = Vec::new();
+    let mut usage: Vec<Arc<dyn crate::manager::pod_metrics::NodeUsage>> = Vec::new();
     for (i, node) in config.nodes.iter().enumerate() {
         let node_dir = config.data_dir.join("nodes").join(&node.name);
         // Each node hands out addresses from its own /16: 10.88.0.0, 10.89.0.0, ...
         let network = std::net::Ipv4Addr::new(10, 88u8.saturating_add(i as u8), 0, 0);
         let runtime = node.runtime(&base, &node_dir, config.allow_host_path, network, None)?;
         api.register_node_logs(&node.name, Arc::new(FileLogs { data_dir: node_dir }));
+        api.register_node_metrics(&node.name, Arc::new(NodeMetrics::new(runtime.clone())));
+        usage.push(Arc::new(runtime.clone()));
         let agent = Agent::new(Arc::clone(&client), runtime, node.options(None));
         agents.push((node.name.clone(), tokio::spawn(agent.run())));
     }
+    // Pod metrics from these nodes' usage counters, for the HorizontalPodAutoscalers.
+    let pod_metrics = crate::manager::pod_metrics::PodMetrics::new(usage, Default::default());
+    tasks.push(pod_metrics.spawn());
+    let (autoscaler, hpa_task) = crate::manager::hpa::spawn(&api, pod_metrics, Default::default());
+    tasks.push(hpa_task);
     Ok(Cluster {
         api,
         addr,
         ingress_addr,
         tasks,
         nodes: agents,
+        autoscaler,
     })
 }
 
@@ -316,6 +338,7 @@ pub async fn join(
         Arc::new(FileLogs {
             data_dir: node_dir.clone(),
         }),
+        Arc::new(NodeMetrics::new(runtime.clone())),
     ));
     let agent = Agent::new(
         crate::node_client::RemoteClient::new(client),

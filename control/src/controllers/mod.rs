@@ -13,16 +13,21 @@
 //! - [`deployment`]: rolls ReplicaSets forward (RollingUpdate, Recreate), scales proportionally,
 //!   prunes history and reports progress.
 //! - [`gc`]: the garbage collector's owner-reference resolution (background, foreground, orphan).
+//! - [`hpa`]: the HorizontalPodAutoscaler's replica calculation, stabilization and rate limits.
+//! - [`scale_to_zero`]: which workloads are opted into scale to zero, and which are idle.
 
 use std::time::Duration;
 
 use capstan_core::k8s_openapi::api::core::v1::PodTemplateSpec;
 
 pub mod deployment;
+pub mod endpoint_slices;
 pub mod endpoints;
 pub mod gc;
+pub mod hpa;
 mod pods;
 pub mod replicaset;
+pub mod scale_to_zero;
 
 /// When to reconcile this object again even if nothing changes (e.g. minReadySeconds elapsing,
 /// progress deadline). `None`: only when a watched object changes.

@@ -8,27 +8,31 @@
 //! caught up yet) is tried on the next endpoint: nothing of it reached a guest, so the retry
 //! is safe, and a rolling update loses no request.
 
+pub mod activator;
 pub mod ingress;
+pub mod load_balancer;
 pub mod table;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use capstan_core::k8s_openapi::api::core::v1::{Endpoints, Service};
 use capstan_core::k8s_openapi::api::networking::v1::Ingress;
-use capstan_runtime::container::{plain, serve_connection};
+use capstan_runtime::container::{Response, plain, serve_connection};
 use capstan_runtime::directory::PodDirectory;
 use capstan_runtime::services::ServiceResolver;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
+use self::activator::{Activator, TrafficLog};
 use self::ingress::IngressTable;
 use self::table::{Backend, backends};
 use crate::api::resources::find;
 use crate::api::{Api, ApiError};
-use crate::manager::informer::Informer;
+use crate::manager::informer::{Informer, sleep_until};
 
 /// The routing table the listeners read: node port → backend.
 type Routes = Arc<RwLock<HashMap<u16, Backend>>>;
@@ -38,9 +42,28 @@ type Routes = Arc<RwLock<HashMap<u16, Backend>>>;
 #[derive(Default)]
 pub struct ServiceTable {
     backends: RwLock<Vec<Backend>>,
+    /// Each Service's requests, for the activator's idle check.
+    pub traffic: TrafficLog,
+    /// Woken whenever the backends change (held requests look again).
+    changed: tokio::sync::Notify,
 }
 
 impl ServiceTable {
+    /// Port `port` of Service `namespace/service`, as it is now.
+    fn backend(&self, namespace: &str, service: &str, port: u16) -> Option<Backend> {
+        let backends = self.backends.read().unwrap_or_else(|e| e.into_inner());
+        backends
+            .iter()
+            .find(|b| b.namespace == namespace && b.service == service && b.port == port)
+            .cloned()
+    }
+
+    /// Replaces the backends and wakes the requests waiting for a change.
+    fn replace(&self, backends: Vec<Backend>) {
+        *self.backends.write().unwrap_or_else(|e| e.into_inner()) = backends;
+        self.changed.notify_waiters();
+    }
+
     /// The backend an Ingress target names: the Service's port by number or name.
     fn backend_for(&self, target: &ingress::Target) -> Option<Backend> {
         let backends = self.backends.read().unwrap_or_else(|e| e.into_inner());
@@ -62,18 +85,34 @@ impl ServiceResolver for ServiceTable {
     fn endpoints(&self, host: &str, port: u16, namespace: &str) -> Option<Vec<(String, u16)>> {
         let backends = self.backends.read().unwrap_or_else(|e| e.into_inner());
         match table::resolve(&backends, host, port, namespace) {
-            Ok(Some(backend)) => Some(backend.endpoints.clone()),
+            Ok(Some(backend)) => {
+                self.traffic.touch(&backend.namespace, &backend.service);
+                Some(backend.endpoints.clone())
+            }
             Ok(None) => Some(Vec::new()),
             Err(()) => None,
         }
     }
+
+    fn lookup(&self, name: &str, namespace: &str) -> Option<Vec<IpAddr>> {
+        let backends = self.backends.read().unwrap_or_else(|e| e.into_inner());
+        table::addresses(&backends, name, namespace)
+    }
+
+    fn external_name(&self, host: &str, namespace: &str) -> Option<String> {
+        let backends = self.backends.read().unwrap_or_else(|e| e.into_inner());
+        table::external_name(&backends, host, namespace).map(str::to_owned)
+    }
 }
 
-/// Runs the proxy until the task is dropped; node ports listen on `address`, and `services`
-/// is kept current for the guests.
+/// How long a load-balancer port the host would not bind waits before the next try.
+const REBIND_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs the proxy until the task is dropped; node ports and load-balancer ports listen on
+/// `address`, and `services` is kept current for the guests.
 pub async fn run(
     api: Arc<Api>,
-    directory: Arc<PodDirectory>,
+    forwarder: Arc<Forwarder>,
     address: IpAddr,
     services_table: Arc<ServiceTable>,
     ingress_table: Arc<RwLock<IngressTable>>,
@@ -85,11 +124,17 @@ pub async fn run(
     let routes: Routes = Arc::default();
     let mut listeners: HashMap<u16, JoinHandle<()>> = HashMap::new();
     let turn = Arc::new(AtomicUsize::new(0));
+    // Load-balancer ports the host would not bind: the error, and when to try again.
+    let mut unbound: HashMap<u16, (String, Instant)> = HashMap::new();
+    // Problems already reported as events, so a retry does not repeat them.
+    let mut reported: HashSet<load_balancer::Problem> = HashSet::new();
     loop {
+        let retry = unbound.values().map(|(_, at)| *at).min();
         tokio::select! {
             c = services.next() => if c.is_none() { break },
             c = endpoints.next() => if c.is_none() { break },
             c = ingresses.next() => if c.is_none() { break },
+            () = sleep_until(retry) => {}
         }
         if !(services.synced() && endpoints.synced() && ingresses.synced()) {
             continue;
@@ -99,8 +144,10 @@ pub async fn run(
         let svc: Vec<Service> = services.items.values().map(|s| (**s).clone()).collect();
         let eps: Vec<Endpoints> = endpoints.items.values().map(|e| (**e).clone()).collect();
         let all = backends(&svc, &eps);
-        let table: HashMap<u16, Backend> = all.iter().filter_map(|b| b.node_port.map(|p| (p, b.clone()))).collect();
-        *services_table.backends.write().unwrap_or_else(|e| e.into_inner()) = all;
+        let mut table: HashMap<u16, Backend> = all.iter().filter_map(|b| b.node_port.map(|p| (p, b.clone()))).collect();
+        let balancers = load_balancer::plan(&svc, &all, &table);
+        table.extend(balancers.ports.iter().map(|(p, b)| (*p, b.clone())));
+        services_table.replace(all);
         listeners.retain(|port, task| {
             let keep = table.contains_key(port);
             if !keep {
@@ -108,25 +155,47 @@ pub async fn run(
             }
             keep
         });
+        unbound.retain(|port, _| balancers.ports.contains_key(port));
         for port in table.keys() {
-            if !listeners.contains_key(port) {
-                let addr = SocketAddr::new(address, *port);
-                match TcpListener::bind(addr).await {
-                    Ok(listener) => {
-                        let task = tokio::spawn(listen(
-                            listener,
-                            *port,
-                            Arc::clone(&routes),
-                            Arc::clone(&directory),
-                            Arc::clone(&turn),
-                        ));
-                        listeners.insert(*port, task);
-                    }
-                    Err(e) => tracing::warn!(%addr, error = %e, "cannot open the node port"),
+            let waiting = unbound.get(port).is_some_and(|(_, at)| *at > Instant::now());
+            if listeners.contains_key(port) || waiting {
+                continue;
+            }
+            let addr = SocketAddr::new(address, *port);
+            match TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    let task = tokio::spawn(listen(
+                        listener,
+                        *port,
+                        Arc::clone(&routes),
+                        Arc::clone(&forwarder),
+                        Arc::clone(&turn),
+                    ));
+                    listeners.insert(*port, task);
+                    unbound.remove(port);
                 }
+                Err(e) if balancers.ports.contains_key(port) => {
+                    unbound.insert(*port, (e.to_string(), Instant::now() + REBIND_AFTER));
+                }
+                Err(e) => tracing::warn!(%addr, error = %e, "cannot open the node port"),
             }
         }
         *routes.write().unwrap_or_else(|e| e.into_inner()) = table;
+
+        let listening: HashSet<u16> = listeners.keys().copied().collect();
+        let changes = load_balancer::changes(&svc, &balancers, address, &listening);
+        let errors: HashMap<u16, String> = unbound.iter().map(|(p, (e, _))| (*p, e.clone())).collect();
+        let problems = load_balancer::problems(&balancers, &errors);
+        reported.retain(|p| problems.contains(p));
+        let new: Vec<load_balancer::Problem> = problems.into_iter().filter(|p| reported.insert(p.clone())).collect();
+        if !changes.is_empty() || !new.is_empty() {
+            let written = api
+                .call(move |a| load_balancer::write(a, &changes, &new, address))
+                .await;
+            if let Err(e) = written {
+                tracing::debug!(error = %e, "load balancer status not written; next change retries");
+            }
+        }
     }
     for task in listeners.values() {
         task.abort();
@@ -138,7 +207,7 @@ async fn listen(
     listener: TcpListener,
     node_port: u16,
     routes: Routes,
-    directory: Arc<PodDirectory>,
+    forwarder: Arc<Forwarder>,
     turn: Arc<AtomicUsize>,
 ) {
     loop {
@@ -147,7 +216,7 @@ async fn listen(
             continue;
         };
         let _ = io.set_nodelay(true);
-        let (routes, directory, turn) = (Arc::clone(&routes), Arc::clone(&directory), Arc::clone(&turn));
+        let (routes, forwarder, turn) = (Arc::clone(&routes), Arc::clone(&forwarder), Arc::clone(&turn));
         let client = peer.ip().to_string();
         serve_connection(io, move |req| {
             let backend = routes
@@ -155,14 +224,14 @@ async fn listen(
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&node_port)
                 .cloned();
-            let (directory, turn, client) = (
-                Arc::clone(&directory),
+            let (forwarder, turn, client) = (
+                Arc::clone(&forwarder),
                 turn.fetch_add(1, Ordering::Relaxed),
                 client.clone(),
             );
             Box::pin(async move {
                 match backend {
-                    Some(backend) => forward(&backend, &directory, turn, &client, req).await,
+                    Some(backend) => forwarder.forward(&backend, turn, &client, req).await,
                     None => plain(503, &format!("no service uses node port {node_port}\n")),
                 }
             })
@@ -170,44 +239,93 @@ async fn listen(
     }
 }
 
-/// Sends a request to a ready endpoint of `backend`, trying the next one when an endpoint
-/// no longer serves (nothing of the request has reached a guest then, so it is safe).
-async fn forward(
-    backend: &Backend,
-    directory: &PodDirectory,
-    turn: usize,
-    client: &str,
-    req: hyper::Request<hyper::body::Incoming>,
-) -> capstan_runtime::container::Response {
-    for attempt in 0..backend.endpoints.len() {
-        let Some((ip, port)) = backend.pick(turn, Some(client), attempt) else {
-            break;
+/// Where the proxy's listeners send requests: a ready endpoint's pod, through the in-memory
+/// pod network, or — for a Service whose workload scaled to zero — the activator first.
+pub struct Forwarder {
+    pub directory: Arc<PodDirectory>,
+    pub services: Arc<ServiceTable>,
+    pub activator: Arc<Activator>,
+}
+
+type Request = hyper::Request<hyper::body::Incoming>;
+
+impl Forwarder {
+    /// Sends a request to a ready endpoint of `backend`; with none, holds it in the
+    /// activator while the workload behind the Service wakes, if it is opted in.
+    async fn forward(&self, backend: &Backend, turn: usize, client: &str, req: Request) -> Response {
+        let _in_flight = self.services.traffic.track(&backend.namespace, &backend.service);
+        let mut req = match self.to_endpoint(backend, turn, client, req).await {
+            Ok(resp) => return resp,
+            Err(req) => req,
         };
-        let Some(network) = directory.get(ip) else { continue };
-        if let Some(server) = network.route(*port) {
-            return server.handle(req).await;
-        }
-        if network.net().is_listening(*port) {
-            return match network.http(*port, req).await {
-                Ok(resp) => resp,
-                Err(_) => plain(
-                    502,
-                    &format!("endpoint {ip}:{port} of {} refused\n", backend.describe()),
-                ),
-            };
+        let Some((workloads, timeout)) = self.activator.hold_policy(&backend.namespace, &backend.service) else {
+            return plain(503, &format!("no ready endpoint for service {}\n", backend.describe()));
+        };
+        let held = std::time::Instant::now();
+        let current = || {
+            self.services
+                .backend(&backend.namespace, &backend.service, backend.port)
+        };
+        loop {
+            let ready = || current().is_some_and(|b| self.serving(&b));
+            if let Err(e) = self.activator.hold(&workloads, timeout, held, ready).await {
+                return e.response();
+            }
+            // The endpoint that was ready may have gone again: then wait on.
+            if let Some(backend) = current() {
+                req = match self.to_endpoint(&backend, turn, client, req).await {
+                    Ok(resp) => return resp,
+                    Err(req) => req,
+                };
+            }
         }
     }
-    plain(503, &format!("no ready endpoint for service {}\n", backend.describe()))
+
+    /// Whether any endpoint of `backend` serves now.
+    fn serving(&self, backend: &Backend) -> bool {
+        backend
+            .endpoints
+            .iter()
+            .any(|(ip, port)| self.directory.get(ip).is_some_and(|n| n.is_served(*port)))
+    }
+
+    /// Sends a request to a ready endpoint of `backend`, trying the next one when an endpoint
+    /// no longer serves (nothing of the request has reached a guest then, so it is safe).
+    /// The request comes back when no endpoint serves.
+    async fn to_endpoint(
+        &self,
+        backend: &Backend,
+        turn: usize,
+        client: &str,
+        req: Request,
+    ) -> Result<Response, Request> {
+        for attempt in 0..backend.endpoints.len() {
+            let Some((ip, port)) = backend.pick(turn, Some(client), attempt) else {
+                break;
+            };
+            let Some(network) = self.directory.get(ip) else {
+                continue;
+            };
+            if let Some(server) = network.route(*port) {
+                return Ok(server.handle(req).await);
+            }
+            if network.net().is_listening(*port) {
+                return Ok(match network.http(*port, req).await {
+                    Ok(resp) => resp,
+                    Err(_) => plain(
+                        502,
+                        &format!("endpoint {ip}:{port} of {} refused\n", backend.describe()),
+                    ),
+                });
+            }
+        }
+        Err(req)
+    }
 }
 
 /// Serves the ingress gateway on `listener`: each request goes to the Service port its
 /// host and path route to (see [`ingress`]), then to a ready endpoint.
-pub async fn gateway(
-    listener: TcpListener,
-    ingresses: Arc<RwLock<IngressTable>>,
-    services: Arc<ServiceTable>,
-    directory: Arc<PodDirectory>,
-) {
+pub async fn gateway(listener: TcpListener, ingresses: Arc<RwLock<IngressTable>>, forwarder: Arc<Forwarder>) {
     let turn = Arc::new(AtomicUsize::new(0));
     loop {
         let Ok((io, peer)) = listener.accept().await else {
@@ -215,12 +333,7 @@ pub async fn gateway(
             continue;
         };
         let _ = io.set_nodelay(true);
-        let (ingresses, services, directory, turn) = (
-            Arc::clone(&ingresses),
-            Arc::clone(&services),
-            Arc::clone(&directory),
-            Arc::clone(&turn),
-        );
+        let (ingresses, forwarder, turn) = (Arc::clone(&ingresses), Arc::clone(&forwarder), Arc::clone(&turn));
         let client = peer.ip().to_string();
         serve_connection(io, move |req| {
             let host = req
@@ -236,9 +349,9 @@ pub async fn gateway(
                 .unwrap_or_else(|e| e.into_inner())
                 .route(&host, &path)
                 .cloned();
-            let backend = target.as_ref().and_then(|t| services.backend_for(t));
-            let (directory, turn, client) = (
-                Arc::clone(&directory),
+            let backend = target.as_ref().and_then(|t| forwarder.services.backend_for(t));
+            let (forwarder, turn, client) = (
+                Arc::clone(&forwarder),
                 turn.fetch_add(1, Ordering::Relaxed),
                 client.clone(),
             );
@@ -249,7 +362,7 @@ pub async fn gateway(
                         503,
                         &format!("service {}/{} has no port {:?}\n", t.namespace, t.service, t.port),
                     ),
-                    (Some(_), Some(backend)) => forward(&backend, &directory, turn, &client, req).await,
+                    (Some(_), Some(backend)) => forwarder.forward(&backend, turn, &client, req).await,
                 }
             })
         });
