@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use capstan_control::api::Api;
@@ -14,18 +14,8 @@ use capstan_control::api::resources::find;
 use capstan_control::api::table::{IncludeObject, table};
 use capstan_control::cluster::NodeConfig;
 use capstan_core::quantity;
-use common::{DEADLINE, start, until};
+use common::{DEADLINE, free_node_port, start, until};
 use serde_json::{Value, json};
-
-/// A node port nobody listens on now, and no other test of this process picked.
-fn free_node_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 30000 + (std::process::id() * 19 % 2000) as u16;
-    (0..700)
-        .map(|_| base + NEXT.fetch_add(1, Ordering::Relaxed))
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free node port")
-}
 
 fn replicas(api: &Api) -> i64 {
     let d = api

@@ -12,21 +12,10 @@ use capstan_control::api::registry::WriteOptions;
 use capstan_control::api::resources::find;
 use capstan_control::client::Client;
 use capstan_control::cluster::{self, NodeConfig};
-use common::{DEADLINE, start};
+use capstan_control::metrics::sample;
+use common::{DEADLINE, free_node_port, start};
 use http::Method;
 use serde_json::{Value, json};
-
-/// The value of the sample whose name and labels are exactly `series`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .split(' ')
-            .next()?
-            .parse()
-            .ok()
-    })
-}
 
 /// A node's metrics text through the API server, or why not.
 async fn node_metrics(api: &Client, node: &str) -> Result<String, String> {
@@ -39,15 +28,6 @@ async fn node_metrics(api: &Client, node: &str) -> Result<String, String> {
         Ok(other) => Err(format!("not text: {other}")),
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// A node port nobody listens on now.
-fn free_node_port() -> u16 {
-    let base = 30000 + (std::process::id() * 17 % 2000) as u16;
-    (0..700)
-        .map(|i| base + i)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free node port")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

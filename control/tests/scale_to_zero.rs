@@ -14,18 +14,8 @@ use capstan_control::api::resources::find;
 use capstan_control::api::selector::LabelSelector;
 use capstan_control::api::watch::WatchOptions;
 use capstan_control::cluster::NodeConfig;
-use common::{DEADLINE, start, until};
+use common::{DEADLINE, free_node_port, start, until};
 use serde_json::{Value, json};
-
-/// A node port nobody listens on now, and no other test of this process picked.
-fn free_node_port() -> u16 {
-    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-    let base = 30000 + (std::process::id() * 17 % 2000) as u16;
-    (0..700)
-        .map(|_| base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free node port")
-}
 
 /// A Deployment of the log ambassador (it prints `LOG <body>` for every POST) behind a
 /// NodePort Service on `port`.
@@ -155,12 +145,12 @@ async fn a_burst_at_zero_wakes_the_workload_once_and_every_request_is_answered_o
     // The wake's cold start was recorded once, and every request was held.
     let metrics = api.metrics().encode();
     assert_eq!(
-        metric(&metrics, "capstan_activator_cold_start_seconds_count"),
+        capstan_control::metrics::sample(&metrics, "capstan_activator_cold_start_seconds_count"),
         Some(1.0),
         "{metrics}"
     );
     assert_eq!(
-        metric(&metrics, "capstan_activator_requests_held_total"),
+        capstan_control::metrics::sample(&metrics, "capstan_activator_requests_held_total"),
         Some(50.0),
         "{metrics}"
     );
@@ -247,12 +237,6 @@ async fn post(port: u16, body: String) -> std::io::Result<(u16, String)> {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Ok((status, body))
-}
-
-/// The value of a sample without labels in Prometheus text.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Awaits every task, in order.

@@ -10,7 +10,7 @@ use capstan_control::api::logs::LogOptions;
 use capstan_control::api::registry::WriteOptions;
 use capstan_control::api::resources::find;
 use capstan_control::cluster::NodeConfig;
-use common::{DEADLINE, start};
+use common::{DEADLINE, free_node_port, start};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,15 +56,6 @@ async fn a_pod_gets_service_variables_for_the_services_of_its_namespace() {
         "{text}"
     );
     drop(cluster);
-}
-
-/// A node port nobody listens on now.
-fn free_node_port() -> u16 {
-    let base = 30000 + (std::process::id() * 13 % 2000) as u16;
-    (0..700)
-        .map(|i| base + i)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free node port")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

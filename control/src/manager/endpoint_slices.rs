@@ -61,8 +61,8 @@ fn owner_key(slice: &EndpointSlice) -> Option<String> {
 
 /// Which Services a pod's change concerns, as kube's endpoint controllers find them: those of
 /// its namespace whose selector matches its labels now or matched them before. Each pod's
-/// labels are kept as last seen, so a pod relabelled out of a Service still updates it. (The
-/// Endpoints shell does the same inline and could use this.)
+/// labels are kept as last seen, so a pod relabelled out of a Service still updates it. Both
+/// the Endpoints and the EndpointSlice shells use it.
 #[derive(Default)]
 pub(super) struct PodTriggers {
     labels: HashMap<String, BTreeMap<String, String>>,

@@ -9,7 +9,6 @@
 //! existing Endpoints (kube's `checkLeftoverEndpoints`: those whose Service went while the
 //! controller was down are deleted).
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use capstan_core::k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
 
+use super::endpoint_slices::PodTriggers;
 use super::informer::{Informer, Queue, sleep_until};
 use super::write::modify;
 use crate::api::registry::{DeleteOptions, WriteOptions};
@@ -53,8 +53,7 @@ pub async fn run(api: Arc<Api>) -> Result<(), ApiError> {
     let mut pods = Informer::<Pod>::start(&api, res("pods")).await?;
     let mut endpoints = Informer::<Endpoints>::start(&api, res("endpoints")).await?;
     let mut queue = Queue::default();
-    // Each pod's labels as last seen, by key: the Services it used to match.
-    let mut pod_labels: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    let mut triggers = PodTriggers::default();
     let mut swept = false;
     loop {
         tokio::select! {
@@ -64,22 +63,8 @@ pub async fn run(api: Arc<Api>) -> Result<(), ApiError> {
             }
             change = pods.next() => {
                 let Some(change) = change else { return Ok(()) };
-                let meta = &change.object.metadata;
-                let pod_key = key(meta);
-                let labels = meta.labels.clone().unwrap_or_default();
-                let old = if change.kind == "DELETED" {
-                    pod_labels.remove(&pod_key)
-                } else {
-                    pod_labels.insert(pod_key, labels.clone())
-                };
-                let ns = meta.namespace.as_deref().unwrap_or_default();
-                for svc in services.in_namespace(ns) {
-                    let Some(selector) = endpoints::managed_selector(svc) else { continue };
-                    if endpoints::selects(selector, Some(&labels))
-                        || old.as_ref().is_some_and(|o| endpoints::selects(selector, Some(o)))
-                    {
-                        queue.add(key(&svc.metadata));
-                    }
+                for k in triggers.services(change.kind, &change.object, &services) {
+                    queue.add(k);
                 }
             }
             change = endpoints.next() => {

@@ -248,22 +248,23 @@ impl ControlMetrics {
     }
 }
 
+/// The value of the sample whose name and labels are exactly `series` in Prometheus or
+/// OpenMetrics text (for the benchmarks and tests that read `/metrics`).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::path::route;
-
-    /// The value of the sample line that starts with `series` (name and labels).
-    pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
-        text.lines().find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-    }
 
     #[test]
     fn requests_are_counted_by_code_and_timed_unless_long_running() {

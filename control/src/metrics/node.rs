@@ -159,7 +159,7 @@ impl Collector for NodeUsage {
 mod tests {
     use capstan_runtime::usage::UsageSample;
 
-    use super::super::tests::sample;
+    use super::super::sample;
     use super::*;
 
     struct Fixed;

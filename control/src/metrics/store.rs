@@ -220,7 +220,7 @@ impl Collector for PodsByPhase {
 mod tests {
     use serde_json::json;
 
-    use super::super::tests::sample;
+    use super::super::sample;
     use super::*;
     use crate::store::{MemStore, object_key};
 

@@ -6,16 +6,7 @@ use super::client::*;
 /// The value of the sample whose name and labels are exactly `series`; 0 when there is none
 /// yet (a counter's series appears with its first increment).
 fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
+    capstan_control::metrics::sample(text, series).unwrap_or(0.0)
 }
 
 async fn scrape(s: &Server) -> String {

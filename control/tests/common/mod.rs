@@ -67,3 +67,14 @@ pub async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A node port (30000-32767) nobody listens on now, and no other test of this process picked.
+pub fn free_node_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 30000 + (std::process::id() % 2000) as u16;
+    (0..700)
+        .map(|_| base + NEXT.fetch_add(1, Ordering::Relaxed))
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free node port")
+}

@@ -224,14 +224,9 @@ pub struct Context<'a> {
     pub now: Timestamp,
 }
 
-/// `GetResourceReplicas`: a utilization target (percent of the pods' requests). `metrics` are
-/// the values of the pods that reported one; empty is the caller's error to report.
-pub fn utilization_replicas(
-    cx: &Context<'_>,
-    mut metrics: PodMetrics,
-    resource: &str,
-    target_utilization: i32,
-) -> Result<Proposal, CalcError> {
+/// The pods sorted into groups, and the metrics of the ready ones that count: what both
+/// calculations start from. Errors when there are no pods, or no metric is left.
+fn ready_metrics(cx: &Context<'_>, mut metrics: PodMetrics, resource: &str) -> Result<(Groups, PodMetrics), CalcError> {
     if cx.pods.is_empty() {
         return Err(CalcError::NoPods);
     }
@@ -242,6 +237,18 @@ pub fn utilization_replicas(
     if metrics.is_empty() {
         return Err(CalcError::NoReadyMetrics);
     }
+    Ok((groups, metrics))
+}
+
+/// `GetResourceReplicas`: a utilization target (percent of the pods' requests). `metrics` are
+/// the values of the pods that reported one; empty is the caller's error to report.
+pub fn utilization_replicas(
+    cx: &Context<'_>,
+    metrics: PodMetrics,
+    resource: &str,
+    target_utilization: i32,
+) -> Result<Proposal, CalcError> {
+    let (groups, metrics) = ready_metrics(cx, metrics, resource)?;
     let requests = pod_requests(cx.pods, resource)?;
     let (ratio, utilization, average) = utilization_ratio(&metrics, &requests, target_utilization)?;
     let fallback = i64::from(target_utilization.max(100));
@@ -266,20 +273,11 @@ pub fn utilization_replicas(
 /// usage). `resource` is `"cpu"` when CPU readiness rules apply.
 pub fn average_value_replicas(
     cx: &Context<'_>,
-    mut metrics: PodMetrics,
+    metrics: PodMetrics,
     resource: &str,
     target: i64,
 ) -> Result<Proposal, CalcError> {
-    if cx.pods.is_empty() {
-        return Err(CalcError::NoPods);
-    }
-    let groups = group_pods(cx.pods, &metrics, resource == "cpu", cx.readiness, cx.now);
-    for name in groups.ignored.iter().chain(&groups.unready) {
-        metrics.remove(name);
-    }
-    if metrics.is_empty() {
-        return Err(CalcError::NoReadyMetrics);
-    }
+    let (groups, metrics) = ready_metrics(cx, metrics, resource)?;
     let (ratio, average) = usage_ratio(&metrics, target);
     let replicas = fold_in(Inputs {
         current: cx.current,
