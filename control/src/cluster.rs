@@ -236,6 +236,7 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
     let ingresses = Arc::new(std::sync::RwLock::new(crate::proxy::ingress::IngressTable::default()));
     base.set_service_resolver(Arc::clone(&services) as Arc<dyn capstan_runtime::services::ServiceResolver>);
     let activator = crate::proxy::activator::Activator::new(Arc::clone(&api), Arc::clone(&services));
+    services.set_activator(&activator);
     let forwarder = Arc::new(crate::proxy::Forwarder {
         directory,
         services: Arc::clone(&services),

@@ -215,6 +215,50 @@ async fn a_request_at_zero_times_out_with_504_when_no_pod_becomes_ready() {
     drop(cluster);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guests_request_to_a_service_at_zero_wakes_it_and_is_delivered() {
+    let cluster = start("scale-to-zero-guest", NodeConfig::numbered(1)).await;
+    let api = Arc::clone(&cluster.api);
+    let annotations = json!({"capstan.dev/scale-to-zero": "true", "capstan.dev/scale-to-zero-grace-period": "1h"});
+    create_logger(&api, "sink", annotations, 0, free_node_port(), None);
+    // The generator POSTs each number it serves to the sink Service, by name, in memory.
+    let port = free_node_port();
+    let opts = WriteOptions::default();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "generator", "labels": {"app": "gen"}},
+        "spec": {"containers": [{"name": "g", "image": "k8spatterns/random-generator:1.0",
+            "env": [{"name": "LOG_URL", "value": "http://sink:9009"}]}]}});
+    api.create(find("", "v1", "pods").unwrap(), Some("default"), pod, &opts)
+        .unwrap();
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gen"},
+        "spec": {"type": "NodePort", "selector": {"app": "gen"}, "ports": [{"port": 8080, "nodePort": port}]}});
+    api.create(find("", "v1", "services").unwrap(), Some("default"), service, &opts)
+        .unwrap();
+    assert_eq!(replicas(&api, "sink"), 0);
+    let client = capstan_control::client::Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let end = Instant::now() + DEADLINE;
+    let served = loop {
+        if let Ok(v) = client.get("/").await
+            && v["random"].is_number()
+        {
+            break v["random"].to_string();
+        }
+        assert!(Instant::now() < end, "the generator never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The POST woke the sink, waited for it, and was delivered.
+    assert_eq!(replicas(&api, "sink"), 1);
+    let pods = pods_of(&api, "sink");
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    let mut log = api.logs(&pods[0], LogOptions::default()).unwrap().expect("a log");
+    let mut text = Vec::new();
+    while let Some(chunk) = log.recv().await {
+        text.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains(&served), "the sink did not log {served}: {text}");
+    drop(cluster);
+}
+
 /// POSTs `body` to the node port on a connection of its own: the status and body.
 async fn post(port: u16, body: String) -> std::io::Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -158,6 +158,31 @@ impl OutgoingHttp {
 type IoFuture = Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
 type SendFuture = Box<dyn Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, IoFuture)>> + Send>;
 
+impl OutgoingHttp {
+    /// Sends a request to a Service that was scaled to zero once `activation` says it has
+    /// woken: the request waits as one from outside would in the activator.
+    fn after_activation(
+        &self,
+        activation: crate::services::Activation,
+        host: String,
+        port: u16,
+        request: http::Request<WasiBody>,
+    ) -> SendFuture {
+        let policy = self.policy.clone();
+        Box::new(async move {
+            if !activation.await {
+                return Err(Error::ConnectionTimeout);
+            }
+            let (network, port) = policy.cluster_target(&host, port).ok_or(Error::ConnectionRefused)?;
+            let response = network
+                .http(port, request)
+                .await
+                .map_err(|_| Error::ConnectionRefused)?;
+            Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+        })
+    }
+}
+
 impl WasiHttpHooks for OutgoingHttp {
     fn send_request(
         &mut self,
@@ -189,14 +214,18 @@ impl WasiHttpHooks for OutgoingHttp {
                         .map_err(|_| Error::ConnectionRefused)?;
                     Ok((response, Box::new(async { Ok(()) }) as IoFuture))
                 }),
-                None => match self
-                    .policy
-                    .outside_alias(&host, port)
-                    .and_then(|name| to_alias_target(request, &name, port))
-                {
-                    Some(request) => send_out(request, options),
-                    None => Box::new(async { Err(Error::HttpRequestDenied) }),
-                },
+                None => {
+                    if let Some(name) = self.policy.outside_alias(&host, port) {
+                        return match to_alias_target(request, &name, port) {
+                            Some(request) => send_out(request, options),
+                            None => Box::new(async { Err(Error::HttpRequestDenied) }),
+                        };
+                    }
+                    match self.policy.services.activate(&host, port, &self.policy.namespace) {
+                        Some(activation) => self.after_activation(activation, host, port, request),
+                        None => Box::new(async { Err(Error::HttpRequestDenied) }),
+                    }
+                }
             },
         }
     }

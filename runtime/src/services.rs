@@ -2,7 +2,13 @@
 //! runtime through [`ServiceResolver`] (the runtime knows nothing of the API). Set once per
 //! process; every node's runtime shares it, as they share the [`crate::directory::PodDirectory`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+
+/// Resolves when a Service that had no ready endpoint has one (`true`), or when waiting
+/// for it has failed or timed out (`false`).
+pub type Activation = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 /// Answers which endpoints serve a Service address.
 pub trait ServiceResolver: Send + Sync {
@@ -28,6 +34,14 @@ pub trait ServiceResolver: Send + Sync {
     /// anything else; the default knows no aliases.
     fn external_name(&self, host: &str, namespace: &str) -> Option<String> {
         let _ = (host, namespace);
+        None
+    }
+
+    /// For a Service with no ready endpoint whose workload scales up on demand (scaled to
+    /// zero): wakes it and waits, as the activator does for requests from outside. `None`
+    /// when the Service does not scale on demand; the default knows none.
+    fn activate(&self, host: &str, port: u16, namespace: &str) -> Option<Activation> {
+        let _ = (host, port, namespace);
         None
     }
 }
@@ -59,5 +73,11 @@ impl ServiceLink {
     pub fn external_name(&self, host: &str, namespace: &str) -> Option<String> {
         let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone()?;
         resolver.external_name(host, namespace)
+    }
+
+    /// See [`ServiceResolver::activate`]; `None` before the control plane has set a resolver.
+    pub fn activate(&self, host: &str, port: u16, namespace: &str) -> Option<Activation> {
+        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+        resolver.activate(host, port, namespace)
     }
 }

@@ -198,7 +198,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         kind: "HorizontalPodAutoscaler",
         namespaced: true,
         short_names: &["hpa"],
-        categories: &[],
+        categories: ALL,
         subresources: &["status"],
     },
     ResourceInfo {

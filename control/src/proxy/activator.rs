@@ -157,6 +157,11 @@ impl Activator {
         })
     }
 
+    /// The service table whose changes wake held requests.
+    pub fn services(&self) -> &Arc<ServiceTable> {
+        &self.services
+    }
+
     /// The workloads behind a Service and how long to hold its requests, if any is opted in.
     pub fn hold_policy(&self, namespace: &str, service: &str) -> Option<(Vec<Workload>, Duration)> {
         let key = ServiceKey {

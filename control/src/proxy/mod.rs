@@ -22,7 +22,7 @@ use capstan_core::k8s_openapi::api::core::v1::{Endpoints, Service};
 use capstan_core::k8s_openapi::api::networking::v1::Ingress;
 use capstan_runtime::container::{Response, plain, serve_connection};
 use capstan_runtime::directory::PodDirectory;
-use capstan_runtime::services::ServiceResolver;
+use capstan_runtime::services::{Activation, ServiceResolver};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -46,9 +46,17 @@ pub struct ServiceTable {
     pub traffic: TrafficLog,
     /// Woken whenever the backends change (held requests look again).
     changed: tokio::sync::Notify,
+    /// The activator that wakes a Service's workload for guests' requests (weak: the
+    /// activator holds this table).
+    activator: std::sync::OnceLock<std::sync::Weak<Activator>>,
 }
 
 impl ServiceTable {
+    /// Lets guests' requests to a Service at zero replicas wake it through `activator`.
+    pub fn set_activator(&self, activator: &Arc<Activator>) {
+        let _ = self.activator.set(Arc::downgrade(activator));
+    }
+
     /// Port `port` of Service `namespace/service`, as it is now.
     fn backend(&self, namespace: &str, service: &str, port: u16) -> Option<Backend> {
         let backends = self.backends.read().unwrap_or_else(|e| e.into_inner());
@@ -102,6 +110,30 @@ impl ServiceResolver for ServiceTable {
     fn external_name(&self, host: &str, namespace: &str) -> Option<String> {
         let backends = self.backends.read().unwrap_or_else(|e| e.into_inner());
         table::external_name(&backends, host, namespace).map(str::to_owned)
+    }
+
+    fn activate(&self, host: &str, port: u16, namespace: &str) -> Option<Activation> {
+        let backend = {
+            let backends = self.backends.read().unwrap_or_else(|e| e.into_inner());
+            table::resolve(&backends, host, port, namespace).ok()??.clone()
+        };
+        let activator = self.activator.get()?.upgrade()?;
+        let (workloads, timeout) = activator.hold_policy(&backend.namespace, &backend.service)?;
+        Some(Box::pin(async move {
+            let services = Arc::clone(activator.services());
+            let _in_flight = services.traffic.track(&backend.namespace, &backend.service);
+            // Endpoints list only ready pods: one listed serves (the guest's request picks
+            // one that does, or is refused).
+            let ready = || {
+                services
+                    .backend(&backend.namespace, &backend.service, backend.port)
+                    .is_some_and(|b| !b.endpoints.is_empty())
+            };
+            activator
+                .hold(&workloads, timeout, std::time::Instant::now(), ready)
+                .await
+                .is_ok()
+        }))
     }
 }
 

@@ -308,7 +308,13 @@ mod tests {
         }
         assert_eq!(
             plural("all"),
-            Ok(vec!["pods", "services", "deployments", "replicasets"])
+            Ok(vec![
+                "pods",
+                "services",
+                "deployments",
+                "replicasets",
+                "horizontalpodautoscalers"
+            ])
         );
         for bad in ["widgets", "pods.apps", "", "deployments.v2.apps.x"] {
             assert_eq!(
