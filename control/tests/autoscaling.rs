@@ -280,3 +280,86 @@ async fn an_hpa_with_min_replicas_zero_leaves_scaling_to_and_from_zero_to_the_ac
     assert_eq!(events(&api, "SuccessfulRescale"), Vec::<String>::new());
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_books_cpu_hpa_scales_the_random_generator_under_load() {
+    let cluster = start("hpa-cpu", NodeConfig::numbered(1)).await;
+    cluster.autoscaler.set_sync_period(Duration::from_secs(1));
+    let api = Arc::clone(&cluster.api);
+    let opts = WriteOptions::default();
+    // The example as it is (the Ingress aside: this cluster has no gateway)...
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("examples/elastic-scale/hpa.yaml")).unwrap();
+    let objects: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    for object in objects.into_iter().filter(|o| o["kind"] != "Ingress") {
+        let (group, version) = match object["apiVersion"].as_str().unwrap().split_once('/') {
+            Some((g, v)) => (g.to_owned(), v.to_owned()),
+            None => (String::new(), object["apiVersion"].as_str().unwrap().to_owned()),
+        };
+        let plural = format!("{}s", object["kind"].as_str().unwrap().to_ascii_lowercase());
+        let info = find(&group, &version, &plural).unwrap();
+        api.create(info, Some("default"), object, &opts).unwrap();
+    }
+    // ...and a node port to load it through.
+    let port = free_node_port();
+    api.create(
+        find("", "v1", "services").unwrap(),
+        Some("default"),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "load"},
+            "spec": {"type": "NodePort", "selector": {"app": "random-generator"}, "ports": [{"port": 8080, "nodePort": port}]}}),
+        &opts,
+    )
+    .unwrap();
+    let client = capstan_control::client::Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !client.get("/").await.is_ok_and(|v| v["random"].is_number()) {
+        assert!(std::time::Instant::now() < deadline, "the Service never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, stop) = (client.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = client.get("/").await;
+                }
+            })
+        })
+        .collect();
+    let hpa = |api: &Api| {
+        api.get(
+            find("autoscaling", "v2", "horizontalpodautoscalers").unwrap(),
+            Some("default"),
+            "random-generator",
+        )
+        .unwrap()
+    };
+    // A pod serving requests back to back uses far more than 50% of 200m: the HPA adds pods.
+    let utilization = until("the HPA to scale the random generator up on CPU", || {
+        let d = api
+            .get(
+                find("apps", "v1", "deployments").unwrap(),
+                Some("default"),
+                "random-generator",
+            )
+            .unwrap();
+        let h = hpa(&api);
+        let current = &h["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"];
+        (d["spec"]["replicas"].as_i64() > Some(1)).then(|| current.as_i64())
+    })
+    .await;
+    assert!(utilization.is_some_and(|u| u > 50), "{}", hpa(&api)["status"]);
+    let rescales = events(&api, "SuccessfulRescale");
+    assert!(
+        rescales
+            .iter()
+            .any(|m| m.ends_with("reason: cpu resource utilization (percentage of request) above target")),
+        "{rescales:?}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    drop(cluster);
+}
