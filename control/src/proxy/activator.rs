@@ -31,11 +31,11 @@ const IDLE_CHECK: Duration = Duration::from_millis(500);
 const RECHECK: Duration = Duration::from_millis(20);
 const COMPONENT: &str = "activator";
 
-/// Each Service's request counters. Lock-free on the request path once a Service has been
-/// seen: a read lock, a hash lookup and two atomics.
+/// Each Service's request counters, by namespace and name. Once a Service has been seen, a
+/// request costs a read lock, two hash lookups by `&str` (no allocation) and two atomics.
 pub struct TrafficLog {
     epoch: Instant,
-    counters: RwLock<HashMap<ServiceKey, Arc<Counter>>>,
+    counters: RwLock<HashMap<String, HashMap<String, Arc<Counter>>>>,
 }
 
 impl Default for TrafficLog {
@@ -68,20 +68,23 @@ impl TrafficLog {
     }
 
     fn counter(&self, namespace: &str, service: &str) -> Arc<Counter> {
-        let key = ServiceKey {
-            namespace: namespace.to_owned(),
-            name: service.to_owned(),
-        };
-        if let Some(c) = self.counters.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        let counters = self.counters.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = counters.get(namespace).and_then(|n| n.get(service)) {
             return Arc::clone(c);
         }
+        drop(counters);
         let mut counters = self.counters.write().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(counters.entry(key).or_insert_with(|| {
-            Arc::new(Counter {
-                last: AtomicU64::new(0),
-                in_flight: AtomicU64::new(0),
-            })
-        }))
+        let counter = counters
+            .entry(namespace.to_owned())
+            .or_default()
+            .entry(service.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Counter {
+                    last: AtomicU64::new(0),
+                    in_flight: AtomicU64::new(0),
+                })
+            });
+        Arc::clone(counter)
     }
 
     /// Notes a request that is answered elsewhere (a guest's, sent straight to an endpoint).
@@ -101,7 +104,8 @@ impl TrafficLog {
 
     /// A Service's traffic on the log's clock; one never seen counts as idle since the epoch.
     fn traffic(&self, key: &ServiceKey) -> Traffic {
-        match self.counters.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+        let counters = self.counters.read().unwrap_or_else(|e| e.into_inner());
+        match counters.get(&key.namespace).and_then(|n| n.get(&key.name)) {
             Some(c) => Traffic {
                 last: Duration::from_millis(c.last.load(Ordering::Relaxed)),
                 in_flight: c.in_flight.load(Ordering::Relaxed),
