@@ -1112,3 +1112,156 @@ fn external_name_services_alias_a_cluster_service_or_a_granted_outside_host() {
         "no cluster IP for an alias: {svc}"
     );
 }
+
+/// Pods on both sides of a process boundary: the log ambassadors on the node of `capstan up`,
+/// the random generators on a `capstan node` in another process.
+fn across_processes(node_port: u16) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: log-ambassador
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: log-ambassador
+  template:
+    metadata:
+      labels:
+        app: log-ambassador
+    spec:
+      nodeSelector:
+        kubernetes.io/hostname: capstan
+      containers:
+      - image: k8spatterns/random-generator-log-ambassador
+        name: ambassador
+        ports:
+        - containerPort: 9009
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: log-ambassador
+spec:
+  selector:
+    app: log-ambassador
+  ports:
+  - port: 9009
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: random-generator
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: random-generator
+  template:
+    metadata:
+      labels:
+        app: random-generator
+    spec:
+      nodeSelector:
+        kubernetes.io/hostname: far-1
+      containers:
+      - image: k8spatterns/random-generator:1.0
+        name: main
+        env:
+        - name: LOG_URL
+          value: http://log-ambassador:9009
+        ports:
+        - containerPort: 8080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: random-generator
+spec:
+  type: NodePort
+  selector:
+    app: random-generator
+  ports:
+  - port: 8080
+    nodePort: {node_port}
+"
+    )
+}
+
+#[test]
+fn services_reach_pods_of_a_node_in_another_process_and_its_guests_reach_services_back() {
+    let data = DataDir::new("cluster-across-processes");
+    let up = Up::start(&data, &[]);
+    let _node = RemoteNode(
+        support::capstan()
+            .arg("--data-dir")
+            .arg(data.0.join("remote"))
+            .args(["node", "--server", &format!("http://{}", up.addr)])
+            .args(["--name", "far-1", "--endpoint", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("capstan node starts"),
+    );
+    eventually("the remote node to be Ready", DEADLINE, || {
+        let out = up.kubectl_ok(&["get", "nodes", "--no-headers"]);
+        out.lines()
+            .any(|l| l.starts_with("far-1 ") && l.contains(" Ready "))
+            .then_some(())
+    });
+    // The node of `capstan up` advertises the endpoint other processes reach its pods at.
+    let here = up.get("/api/v1/nodes/capstan");
+    assert!(
+        here["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_i64() > Some(0),
+        "{here}"
+    );
+
+    let port = free_node_port(3);
+    let file = data.0.join("across.yaml");
+    std::fs::write(&file, across_processes(port)).unwrap();
+    up.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    for d in ["log-ambassador", "random-generator"] {
+        up.kubectl_ok(&["rollout", "status", &format!("deployment/{d}"), "--timeout=90s"]);
+    }
+    let placed = |selector: &str| -> Vec<String> {
+        up.pods(selector)
+            .iter()
+            .filter(|p| !deleting(p))
+            .map(|p| p["spec"]["nodeName"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(placed("app%3Drandom-generator"), ["far-1", "far-1"]);
+    assert_eq!(placed("app%3Dlog-ambassador"), ["capstan", "capstan"]);
+
+    // The node port of `capstan up` answers from the generators of the other process; each
+    // number they serve is POSTed to the ambassador Service, whose pods are back in `up`.
+    let addr = format!("127.0.0.1:{port}");
+    let mut numbers = Vec::new();
+    for _ in 0..6 {
+        let body = eventually("the remote generators behind the node port", DEADLINE, || {
+            match http(&addr, "GET", "/", "", "") {
+                Ok((200, body)) => Some(body),
+                _ => None,
+            }
+        });
+        let served: Value = serde_json::from_str(&body).expect("JSON");
+        numbers.push(served["random"].to_string());
+    }
+    eventually("the ambassadors to log every number", DEADLINE, || {
+        let out = up.kubectl(&["logs", "-l", "app=log-ambassador", "--prefix"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        numbers.iter().all(|n| text.contains(n.as_str())).then_some(text)
+    });
+    // The generators' logs come from the other process's node endpoint, as before.
+    let generator = up.pods("app%3Drandom-generator")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually("a remote generator's log", DEADLINE, || {
+        let out = up.kubectl(&["logs", &generator]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("random-generator 1.0 started")
+            .then_some(())
+    });
+}

@@ -2,7 +2,7 @@
 //! scheduler, the controllers, and one or more nodes in the same process. Every component
 //! talks to the others through the API, so a node could as well be in another process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use crate::api::Api;
 use crate::api::logs::FileLogs;
 use crate::metrics::NodeMetrics;
 use crate::node_client::LocalClient;
+use crate::node_endpoint::NodeEndpoint;
 use crate::store::{RedbStore, Store};
 
 /// One node of an all-in-one cluster, as `--node-config` files list them.
@@ -136,7 +137,9 @@ impl NodeConfig {
         Ok(base.sibling(rc))
     }
 
-    /// What the node agent publishes about the node.
+    /// What the node agent publishes about the node; `endpoint_port` is where its node
+    /// endpoint listens (pod traffic from other processes, and logs and metrics for a node in
+    /// a process of its own).
     fn options(&self, endpoint_port: Option<i32>) -> NodeOptions {
         NodeOptions {
             name: self.name.clone(),
@@ -232,6 +235,28 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
     let base = Runtime::new(base)?;
     // Node ports listen where the API server does (loopback unless told otherwise).
     let (directory, address) = (base.directory(), config.listen.ip());
+    // One node endpoint for every node of this process, where nodes in other processes send
+    // traffic for its pods; their logs and metrics the API server reads in this process.
+    let endpoint = SocketAddr::new(address, 0);
+    let endpoint_listener = tokio::net::TcpListener::bind(endpoint)
+        .await
+        .map_err(|source| ClusterError::Listen { addr: endpoint, source })?;
+    let endpoint_port = endpoint_listener
+        .local_addr()
+        .map_err(|source| ClusterError::Listen { addr: endpoint, source })?
+        .port();
+    tasks.push(tokio::spawn(crate::node_endpoint::serve(
+        endpoint_listener,
+        Arc::new(NodeEndpoint {
+            pods: Arc::clone(&directory),
+            logs: None,
+            metrics: None,
+        }),
+    )));
+    // The nodes' address, where other processes reach that endpoint: the API server's, or
+    // the runtime's default (loopback) when it listens on every address.
+    let host_ip = (!address.is_unspecified()).then_some(address);
+    let local_nodes: Arc<HashSet<String>> = Arc::new(config.nodes.iter().map(|n| n.name.clone()).collect());
     let services = Arc::new(crate::proxy::ServiceTable::default());
     let ingresses = Arc::new(std::sync::RwLock::new(crate::proxy::ingress::IngressTable::default()));
     base.set_service_resolver(Arc::clone(&services) as Arc<dyn capstan_runtime::services::ServiceResolver>);
@@ -274,6 +299,7 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
                 address,
                 Arc::clone(&services),
                 Arc::clone(&ingresses),
+                Arc::clone(&local_nodes),
             )
         },
     )));
@@ -284,11 +310,15 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
         let node_dir = config.data_dir.join("nodes").join(&node.name);
         // Each node hands out addresses from its own /16: 10.88.0.0, 10.89.0.0, ...
         let network = std::net::Ipv4Addr::new(10, 88u8.saturating_add(i as u8), 0, 0);
-        let runtime = node.runtime(&base, &node_dir, config.allow_host_path, network, None)?;
+        let runtime = node.runtime(&base, &node_dir, config.allow_host_path, network, host_ip)?;
         api.register_node_logs(&node.name, Arc::new(FileLogs { data_dir: node_dir }));
         api.register_node_metrics(&node.name, Arc::new(NodeMetrics::new(runtime.clone())));
         usage.push(Arc::new(runtime.clone()));
-        let agent = Agent::new(Arc::clone(&client), runtime, node.options(None));
+        let agent = Agent::new(
+            Arc::clone(&client),
+            runtime,
+            node.options(Some(i32::from(endpoint_port))),
+        );
         agents.push((node.name.clone(), tokio::spawn(agent.run())));
     }
     // Pod metrics from these nodes' usage counters, for the HorizontalPodAutoscalers.
@@ -307,7 +337,9 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
 }
 
 /// A node of a cluster served by another process (`capstan node --server URL`): the same
-/// agent, talking to the API server over HTTP.
+/// agent, talking to the API server over HTTP; its node endpoint at `endpoint` (logs,
+/// metrics, and pod traffic from other processes); and its guests' view of the cluster's
+/// Services, kept from the API server, reaching pods elsewhere through their nodes' endpoints.
 pub async fn join(
     server: &str,
     node: NodeConfig,
@@ -326,7 +358,8 @@ pub async fn join(
     let base = Runtime::new(base)?;
     let node_dir = data_dir.join("nodes").join(&node.name);
     let runtime = node.runtime(&base, &node_dir, allow_host_path, pod_network, Some(endpoint.ip()))?;
-    // The endpoint the API server reaches for this node's container logs.
+    // The endpoint the API server reaches for this node's container logs and metrics, and
+    // other processes for its pods.
     let listener = tokio::net::TcpListener::bind(endpoint)
         .await
         .map_err(|source| ClusterError::Listen { addr: endpoint, source })?;
@@ -334,12 +367,22 @@ pub async fn join(
         .local_addr()
         .map_err(|source| ClusterError::Listen { addr: endpoint, source })?
         .port();
-    let logs = tokio::spawn(crate::node_logs::serve(
+    let served = tokio::spawn(crate::node_endpoint::serve(
         listener,
-        Arc::new(FileLogs {
-            data_dir: node_dir.clone(),
+        Arc::new(NodeEndpoint {
+            pods: runtime.directory(),
+            logs: Some(Arc::new(FileLogs {
+                data_dir: node_dir.clone(),
+            })),
+            metrics: Some(Arc::new(NodeMetrics::new(runtime.clone()))),
         }),
-        Arc::new(NodeMetrics::new(runtime.clone())),
+    ));
+    let services = Arc::new(crate::proxy::ServiceTable::default());
+    runtime.set_service_resolver(Arc::clone(&services) as Arc<dyn capstan_runtime::services::ServiceResolver>);
+    let followed = tokio::spawn(crate::proxy::follow::follow(
+        client.clone(),
+        services,
+        node.name.clone(),
     ));
     let agent = Agent::new(
         crate::node_client::RemoteClient::new(client),
@@ -348,7 +391,8 @@ pub async fn join(
     );
     Ok(tokio::spawn(async move {
         agent.run().await;
-        logs.abort();
+        served.abort();
+        followed.abort();
     }))
 }
 

@@ -29,8 +29,9 @@ pub struct NodeArgs {
     /// Allow `hostPath` volumes.
     #[arg(long)]
     pub allow_host_path: bool,
-    /// The node's own endpoint (container logs for the API server): the address the
-    /// control plane reaches this node at, and the port (0 picks a free one).
+    /// The node's own endpoint (container logs and metrics for the API server, pod traffic
+    /// from the other processes of the cluster): the address they reach this node at, and the
+    /// port (0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:10250")]
     pub endpoint: std::net::SocketAddr,
 }

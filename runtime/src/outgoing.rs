@@ -2,7 +2,9 @@
 //! loopback addresses or the pod's own IP are delivered in-process to the
 //! container serving that port of the pod (no host socket). Requests to another pod's IP
 //! or to a Service (by name or cluster IP) go in-process to that pod, or to a ready endpoint
-//! of the Service. Requests to other hosts are refused, unless the pod grants them with the
+//! of the Service; a pod of a node in another process (not in this process's directory) is
+//! reached over TCP through the control plane's resolver ([`crate::services::ServiceResolver::forward`]).
+//! Requests to other hosts are refused, unless the pod grants them with the
 //! `capstan.dev/allow-hosts` annotation (for ambassadors that talk to the outside); a grant
 //! wins over local delivery, so `127.0.0.1:PORT` can be granted to reach a host service.
 //! An ExternalName Service is an alias: of a cluster Service, it is answered as that Service;
@@ -18,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::directory::PodDirectory;
 use crate::network::PodNetwork;
-use crate::services::ServiceLink;
+use crate::services::{ForwardError, ServiceLink};
 
 /// The annotation listing the hosts a pod may reach: `host[:port]`, comma-separated
 /// (`*` as the host allows every host on that port; no port allows every port).
@@ -98,19 +100,62 @@ pub struct OutgoingPolicy {
     pub services: Arc<ServiceLink>,
 }
 
-impl OutgoingPolicy {
-    /// The network and port a request to `host:port` outside the pod goes to: another pod
-    /// by IP, or a ready endpoint of a Service that serves now (spreading requests by a
-    /// counter); `None` when nothing in the cluster answers to it.
-    fn cluster_target(&self, host: &str, port: u16) -> Option<(PodNetwork, u16)> {
-        if let Some(network) = self.pods.get(host) {
-            return Some((network, port));
+/// Where a request into the cluster goes.
+enum Target {
+    /// A pod of this process: its network, and the port.
+    Local(PodNetwork, u16),
+    /// A pod of a node in another process: its IP and port.
+    Remote(String, u16),
+}
+
+impl Target {
+    /// Sends `request` to the pod; refused when nothing serves the port.
+    fn send(self, services: &ServiceLink, request: http::Request<WasiBody>) -> SendFuture {
+        match self {
+            Target::Local(network, port) => Box::new(async move {
+                let response = network
+                    .http(port, request)
+                    .await
+                    .map_err(|_| Error::ConnectionRefused)?;
+                Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+            }),
+            Target::Remote(ip, port) => {
+                let forwarded = services.forward(&ip, port, request);
+                Box::new(async move {
+                    let response = forwarded.await.map_err(|e| match e {
+                        ForwardError::Unserved(_) => Error::ConnectionRefused,
+                        ForwardError::Broken(_) => Error::ConnectionTerminated,
+                    })?;
+                    Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+                })
+            }
         }
-        let endpoints = self.services.endpoints(host, port, &self.namespace)?;
+    }
+}
+
+impl OutgoingPolicy {
+    /// Where a request to `host:port` outside the pod goes: another pod by IP, or a ready
+    /// endpoint of a Service that serves now (spreading requests by a counter), in this
+    /// process or, when not here, in another that the resolver reaches; `None` when nothing
+    /// in the cluster answers to it. The resolver is asked about other processes only once
+    /// this process's directory has no such pod.
+    fn cluster_target(&self, host: &str, port: u16) -> Option<Target> {
+        if let Some(network) = self.pods.get(host) {
+            return Some(Target::Local(network, port));
+        }
+        let Some(endpoints) = self.services.endpoints(host, port, &self.namespace) else {
+            return self
+                .services
+                .remote(host)
+                .then(|| Target::Remote(host.to_owned(), port));
+        };
         let start = NEXT_ENDPOINT.fetch_add(1, Ordering::Relaxed);
         (0..endpoints.len()).find_map(|i| {
             let (ip, target) = &endpoints[(start + i) % endpoints.len()];
-            self.pods.get(ip).filter(|n| n.is_served(*target)).map(|n| (n, *target))
+            match self.pods.get(ip) {
+                Some(network) => network.is_served(*target).then_some(Target::Local(network, *target)),
+                None => self.services.remote(ip).then(|| Target::Remote(ip.clone(), *target)),
+            }
         })
     }
 
@@ -173,12 +218,8 @@ impl OutgoingHttp {
             if !activation.await {
                 return Err(Error::ConnectionTimeout);
             }
-            let (network, port) = policy.cluster_target(&host, port).ok_or(Error::ConnectionRefused)?;
-            let response = network
-                .http(port, request)
-                .await
-                .map_err(|_| Error::ConnectionRefused)?;
-            Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+            let target = policy.cluster_target(&host, port).ok_or(Error::ConnectionRefused)?;
+            Box::into_pin(target.send(&policy.services, request)).await
         })
     }
 }
@@ -207,13 +248,7 @@ impl WasiHttpHooks for OutgoingHttp {
             }
             Route::Host => send_out(request, options),
             Route::Cluster => match self.policy.cluster_target(&host, port) {
-                Some((network, port)) => Box::new(async move {
-                    let response = network
-                        .http(port, request)
-                        .await
-                        .map_err(|_| Error::ConnectionRefused)?;
-                    Ok((response, Box::new(async { Ok(()) }) as IoFuture))
-                }),
+                Some(target) => target.send(&self.policy.services, request),
                 None => {
                     if let Some(name) = self.policy.outside_alias(&host, port) {
                         return match to_alias_target(request, &name, port) {
@@ -269,6 +304,36 @@ mod tests {
         let sent = to_alias_target(request, "api.example.com", 8443).unwrap();
         assert_eq!(sent.uri().to_string(), "https://api.example.com:8443/v1/items?x=1");
         assert_eq!(sent.headers()[http::header::HOST], "ext-svc:8443");
+    }
+
+    #[test]
+    fn pods_and_endpoints_not_in_this_process_go_to_the_resolver() {
+        struct Elsewhere;
+        impl crate::services::ServiceResolver for Elsewhere {
+            fn endpoints(&self, host: &str, _port: u16, _namespace: &str) -> Option<Vec<(String, u16)>> {
+                (host == "web").then(|| vec![("10.100.0.2".into(), 8080)])
+            }
+            fn remote(&self, ip: &str) -> bool {
+                ip.starts_with("10.100.")
+            }
+        }
+        let policy = OutgoingPolicy::default();
+        policy.pods.insert("10.88.0.5".into(), PodNetwork::default());
+        policy.services.set(Arc::new(Elsewhere));
+        let cases = [
+            ("10.88.0.5", 80, Some("local:80")),
+            ("10.100.0.3", 80, Some("remote 10.100.0.3:80")),
+            ("web", 80, Some("remote 10.100.0.2:8080")),
+            ("10.101.0.9", 80, None),
+            ("other", 80, None),
+        ];
+        for (host, port, want) in cases {
+            let found = policy.cluster_target(host, port).map(|t| match t {
+                Target::Local(_, port) => format!("local:{port}"),
+                Target::Remote(ip, port) => format!("remote {ip}:{port}"),
+            });
+            assert_eq!(found.as_deref(), want, "{host}:{port}");
+        }
     }
 
     #[test]

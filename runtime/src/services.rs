@@ -1,14 +1,36 @@
 //! How a guest's traffic reaches a Service: the control plane's service table, seen by the
 //! runtime through [`ServiceResolver`] (the runtime knows nothing of the API). Set once per
 //! process; every node's runtime shares it, as they share the [`crate::directory::PodDirectory`].
+//!
+//! A pod of a node in another process is not in the directory: the resolver knows where it
+//! runs and carries HTTP requests to it ([`ServiceResolver::forward`]), over real TCP.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
+/// The body of HTTP requests and responses between pods (wasmtime's `wasi:http` body), and
+/// its error: what a resolver forwarding to another process takes and gives back.
+pub use wasmtime_wasi_http::{Error as BodyError, WasiBody};
+
 /// Resolves when a Service that had no ready endpoint has one (`true`), or when waiting
 /// for it has failed or timed out (`false`).
 pub type Activation = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// The answer of a pod in another process to a forwarded request.
+pub type Forwarded = Pin<Box<dyn Future<Output = Result<http::Response<WasiBody>, ForwardError>> + Send>>;
+
+/// Why a forwarded request got no answer from the pod.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// Nothing of the request reached a guest: no node of another process runs the pod, its
+    /// node did not answer, or the pod no longer serves the port there.
+    #[error("{0}")]
+    Unserved(String),
+    /// The exchange with the pod's node broke after the request was sent.
+    #[error("{0}")]
+    Broken(String),
+}
 
 /// Answers which endpoints serve a Service address.
 pub trait ServiceResolver: Send + Sync {
@@ -43,6 +65,22 @@ pub trait ServiceResolver: Send + Sync {
     fn activate(&self, host: &str, port: u16, namespace: &str) -> Option<Activation> {
         let _ = (host, port, namespace);
         None
+    }
+
+    /// Whether the pod at `ip` runs on a node in another process that
+    /// [`ServiceResolver::forward`] reaches. Asked only for IPs that are not in this process's
+    /// directory; the default knows no other process.
+    fn remote(&self, ip: &str) -> bool {
+        let _ = ip;
+        false
+    }
+
+    /// Sends `request` to port `port` of the pod at `ip` on a node in another process, over
+    /// TCP to that node's endpoint. The default reaches no other process.
+    fn forward(&self, ip: &str, port: u16, request: http::Request<WasiBody>) -> Forwarded {
+        drop(request);
+        let ip = ip.to_owned();
+        Box::pin(async move { Err(ForwardError::Unserved(format!("pod {ip}:{port} runs in no known node"))) })
     }
 }
 
@@ -79,5 +117,21 @@ impl ServiceLink {
     pub fn activate(&self, host: &str, port: u16, namespace: &str) -> Option<Activation> {
         let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone()?;
         resolver.activate(host, port, namespace)
+    }
+
+    /// See [`ServiceResolver::remote`]; `false` before the control plane has set a resolver.
+    pub fn remote(&self, ip: &str) -> bool {
+        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone();
+        resolver.is_some_and(|r| r.remote(ip))
+    }
+
+    /// See [`ServiceResolver::forward`]; unserved before the control plane has set a
+    /// resolver.
+    pub fn forward(&self, ip: &str, port: u16, request: http::Request<WasiBody>) -> Forwarded {
+        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match resolver {
+            Some(resolver) => resolver.forward(ip, port, request),
+            None => Box::pin(async { Err(ForwardError::Unserved("no cluster to forward to".into())) }),
+        }
     }
 }

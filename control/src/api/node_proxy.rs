@@ -1,7 +1,9 @@
 //! `nodes/{name}/proxy/metrics`: the apiserver passes a request to the node, as it does to the
 //! kubelet, and answers with what the node answers. A node in this process registers its
 //! [`NodeMetrics`]; a node in another process (`capstan node`) is asked at the endpoint its
-//! Node object advertises, where `node_logs.rs` serves `/metrics`.
+//! Node object advertises, where `node_endpoint.rs` serves `/metrics`. A node of the API
+//! server's own process advertises an endpoint too (for pod traffic from other processes);
+//! its registered metrics are found first, so it is never asked over HTTP.
 
 use std::sync::Arc;
 use std::time::Duration;

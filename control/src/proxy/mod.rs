@@ -7,10 +7,18 @@
 //! A request whose endpoint no longer serves (its pod is stopping and the Endpoints have not
 //! caught up yet) is tried on the next endpoint: nothing of it reached a guest, so the retry
 //! is safe, and a rolling update loses no request.
+//!
+//! An endpoint whose pod runs on a node in another process ([`remote`]) is reached over TCP
+//! through that node's endpoint, for requests from outside and guests' requests alike; a node
+//! that does not answer is skipped as a pod that stopped serving. A node in another process
+//! keeps its own [`ServiceTable`] from the API server over HTTP ([`follow`]).
 
 pub mod activator;
+pub mod follow;
 pub mod ingress;
 pub mod load_balancer;
+pub mod pool;
+pub mod remote;
 pub mod table;
 
 use std::collections::{HashMap, HashSet};
@@ -18,17 +26,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use capstan_core::k8s_openapi::api::core::v1::{Endpoints, Service};
+use capstan_core::k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use capstan_core::k8s_openapi::api::networking::v1::Ingress;
 use capstan_runtime::container::{Response, plain, serve_connection};
 use capstan_runtime::directory::PodDirectory;
-use capstan_runtime::services::{Activation, ServiceResolver};
+use capstan_runtime::services::{Activation, Forwarded, ServiceResolver, WasiBody};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use self::activator::{Activator, TrafficLog};
 use self::ingress::IngressTable;
+use self::remote::RemotePods;
 use self::table::{Backend, backends};
 use crate::api::resources::find;
 use crate::api::{Api, ApiError};
@@ -49,6 +58,8 @@ pub struct ServiceTable {
     /// The activator that wakes a Service's workload for guests' requests (weak: the
     /// activator holds this table).
     activator: std::sync::OnceLock<std::sync::Weak<Activator>>,
+    /// The pods of nodes in other processes, and the connections to those nodes.
+    pub remote: RemotePods,
 }
 
 impl ServiceTable {
@@ -135,24 +146,46 @@ impl ServiceResolver for ServiceTable {
                 .is_ok()
         }))
     }
+
+    fn remote(&self, ip: &str) -> bool {
+        self.remote.node_of(ip).is_some()
+    }
+
+    fn forward(&self, ip: &str, port: u16, request: http::Request<WasiBody>) -> Forwarded {
+        self.remote.forward_boxed(ip, port, request)
+    }
 }
+
+/// How long a held request waits before trying again when a ready endpoint did not take it
+/// (its node in another process did not answer): long enough not to spin on a node that is
+/// gone, short next to a cold start.
+const REMOTE_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How long a load-balancer port the host would not bind waits before the next try.
 const REBIND_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the proxy until the task is dropped; node ports and load-balancer ports listen on
-/// `address`, and `services` is kept current for the guests.
+/// `address`, and `services` is kept current for the guests, with where the pods of nodes
+/// other than `local_nodes` (the nodes of this process) live.
 pub async fn run(
     api: Arc<Api>,
     forwarder: Arc<Forwarder>,
     address: IpAddr,
     services_table: Arc<ServiceTable>,
     ingress_table: Arc<RwLock<IngressTable>>,
+    local_nodes: Arc<HashSet<String>>,
 ) -> Result<(), ApiError> {
     let mut services = Informer::<Service>::start(&api, find("", "v1", "services").expect("served")).await?;
     let mut endpoints = Informer::<Endpoints>::start(&api, find("", "v1", "endpoints").expect("served")).await?;
     let mut ingresses =
         Informer::<Ingress>::start(&api, find("networking.k8s.io", "v1", "ingresses").expect("served")).await?;
+    let mut pods = Informer::<Pod>::start(&api, find("", "v1", "pods").expect("served")).await?;
+    let mut nodes = Informer::<Node>::start(&api, find("", "v1", "nodes").expect("served")).await?;
+    // The endpoints of the nodes in other processes, by name: while there is none, pod
+    // changes cost nothing here.
+    let mut remote_nodes: HashMap<String, SocketAddr> = HashMap::new();
+    // Whether the table has been computed once, from complete views of the Pods and Nodes.
+    let mut placed = false;
     let routes: Routes = Arc::default();
     let mut listeners: HashMap<u16, JoinHandle<()>> = HashMap::new();
     let turn = Arc::new(AtomicUsize::new(0));
@@ -162,11 +195,42 @@ pub async fn run(
     let mut reported: HashSet<load_balancer::Problem> = HashSet::new();
     loop {
         let retry = unbound.values().map(|(_, at)| *at).min();
-        tokio::select! {
-            c = services.next() => if c.is_none() { break },
-            c = endpoints.next() => if c.is_none() { break },
-            c = ingresses.next() => if c.is_none() { break },
-            () = sleep_until(retry) => {}
+        let placement = tokio::select! {
+            c = services.next() => if c.is_none() { break } else { None },
+            c = endpoints.next() => if c.is_none() { break } else { None },
+            c = ingresses.next() => if c.is_none() { break } else { None },
+            c = pods.next() => match c { Some(c) => Some(Some(c.object)), None => break },
+            c = nodes.next() => match c { Some(_) => Some(None), None => break },
+            () = sleep_until(retry) => None,
+        };
+        if let Some(pod) = placement {
+            if !(pods.synced() && nodes.synced()) {
+                continue;
+            }
+            let first = !std::mem::replace(&mut placed, true);
+            if first || pod.is_none() {
+                remote_nodes = remote::node_endpoints(nodes.items.values().map(|n| &**n), &local_nodes);
+            }
+            // A pod matters if it runs on a node of another process, or was listed before.
+            let matters = first
+                || pod.as_deref().is_none_or(|pod| {
+                    let on = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+                    let ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
+                    on.is_some_and(|n| remote_nodes.contains_key(n))
+                        || ip.is_some_and(|ip| services_table.remote.node_of(ip).is_some())
+                });
+            if matters {
+                let table = if remote_nodes.is_empty() {
+                    HashMap::new()
+                } else {
+                    pods.items
+                        .values()
+                        .filter_map(|pod| remote::place(pod, &remote_nodes))
+                        .collect()
+                };
+                services_table.remote.replace(table);
+            }
+            continue;
         }
         if !(services.synced() && endpoints.synced() && ingresses.synced()) {
             continue;
@@ -310,32 +374,50 @@ impl Forwarder {
                     Err(req) => req,
                 };
             }
+            // An endpoint in another process counts as ready while it is listed, though its
+            // node may not answer: look again after a pause, and only while the hold lasts.
+            if held.elapsed() >= timeout {
+                return plain(
+                    503,
+                    &format!("no endpoint of service {} answered\n", backend.describe()),
+                );
+            }
+            tokio::time::sleep(REMOTE_RETRY).await;
         }
     }
 
     /// Whether any endpoint of `backend` serves now.
     fn serving(&self, backend: &Backend) -> bool {
-        backend
-            .endpoints
-            .iter()
-            .any(|(ip, port)| self.directory.get(ip).is_some_and(|n| n.is_served(*port)))
+        backend.endpoints.iter().any(|(ip, port)| match self.directory.get(ip) {
+            Some(network) => network.is_served(*port),
+            // Listed ready; whether its node answers is seen when a request goes there.
+            None => self.services.remote.node_of(ip).is_some(),
+        })
     }
 
     /// Sends a request to a ready endpoint of `backend`, trying the next one when an endpoint
     /// no longer serves (nothing of the request has reached a guest then, so it is safe).
+    /// An endpoint not in this process goes to its node's endpoint, when another process
+    /// runs it; a node that does not answer is passed over the same way.
     /// The request comes back when no endpoint serves.
     async fn to_endpoint(
         &self,
         backend: &Backend,
         turn: usize,
         client: &str,
-        req: Request,
+        mut req: Request,
     ) -> Result<Response, Request> {
         for attempt in 0..backend.endpoints.len() {
             let Some((ip, port)) = backend.pick(turn, Some(client), attempt) else {
                 break;
             };
             let Some(network) = self.directory.get(ip) else {
+                if let Some(node) = self.services.remote.node_of(ip) {
+                    req = match self.services.remote.forward(node, ip, *port, req).await {
+                        Ok(resp) => return Ok(resp),
+                        Err(req) => req,
+                    };
+                }
                 continue;
             };
             if let Some(server) = network.route(*port) {

@@ -32,8 +32,9 @@ pub struct NodeOptions {
     /// How long the node's Lease is valid without renewal; [`LEASE_DURATION_SECONDS`] when
     /// unset. Renewed every quarter of it.
     pub lease_duration_seconds: Option<i32>,
-    /// The port of the node's own endpoint (container logs), as the kubelet's 10250; `None`
-    /// for a node in the control plane's process, whose logs the API server reads itself.
+    /// The port of the node's own endpoint, as the kubelet's 10250: container logs and
+    /// metrics for a node in a process of its own, and pod traffic from other processes for
+    /// every node. `None`: the node is reached by no other process.
     pub endpoint_port: Option<i32>,
 }
 

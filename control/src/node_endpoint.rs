@@ -1,0 +1,236 @@
+//! The endpoint of a node, as the kubelet's: what other processes of the cluster ask a node
+//! for. The API server forwards `pods/{name}/log` and `nodes/{name}/proxy/metrics` here for
+//! nodes it does not host itself, and the proxies of other processes send pod traffic here
+//! (a Service's endpoint, a guest's request to a pod IP) for the pods this process runs.
+//!
+//! - any request with `capstan-pod-target: IP:PORT` ([`POD_TARGET_HEADER`]): delivered to that
+//!   port of the pod, without the header and otherwise unchanged, its body streamed; a 503
+//!   marked [`UNSERVED_HEADER`] when the pod is not here or nothing serves the port.
+//! - `GET /containerLogs/{namespace}/{pod}/{container}?uid=&follow=&tailLines=&limitBytes=&previous=`
+//! - `GET /metrics`: the node's metrics ([`NodeMetrics`]).
+//!
+//! `capstan up` serves one endpoint for all the nodes of its process, for pod traffic only:
+//! the API server reads the logs and metrics of its own nodes directly.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use capstan_runtime::container::{Response, plain, serve_connection};
+use capstan_runtime::directory::PodDirectory;
+use http::{StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::api::logs::{FileLogs, LogOptions, NodeLogs};
+use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, NodeMetrics};
+use crate::proxy::remote::{POD_TARGET_HEADER, UNSERVED_HEADER};
+
+/// What a node endpoint serves.
+pub struct NodeEndpoint {
+    /// The pods of this process, by IP: where pod traffic goes.
+    pub pods: Arc<PodDirectory>,
+    /// The node's container logs (`None`: the API server reads them in its own process).
+    pub logs: Option<Arc<FileLogs>>,
+    /// The node's metrics (`None`: as for logs).
+    pub metrics: Option<Arc<NodeMetrics>>,
+}
+
+/// Serves the endpoint on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, endpoint: Arc<NodeEndpoint>) {
+    loop {
+        let Ok((io, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = io.set_nodelay(true);
+        let endpoint = Arc::clone(&endpoint);
+        serve_connection(io, move |req| {
+            let endpoint = Arc::clone(&endpoint);
+            Box::pin(async move { endpoint.handle(req).await })
+        });
+    }
+}
+
+impl NodeEndpoint {
+    async fn handle(&self, mut req: http::Request<Incoming>) -> Response {
+        if let Some(target) = req.headers_mut().remove(POD_TARGET_HEADER) {
+            let parsed = target.to_str().ok().and_then(|t| t.parse::<SocketAddr>().ok());
+            return match parsed {
+                Some(target) => self.to_pod(target, req).await,
+                None => plain(400, &format!("{POD_TARGET_HEADER}: {target:?} is not IP:PORT\n")),
+            };
+        }
+        let parts: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
+        match (parts.as_slice(), &self.metrics, &self.logs) {
+            (["metrics"], Some(metrics), _) => {
+                let mut resp = text(StatusCode::OK, metrics.encode());
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(METRICS_CONTENT_TYPE),
+                );
+                resp
+            }
+            (["containerLogs", ns, pod, container], _, Some(logs)) => container_log(logs, &req, ns, pod, container),
+            _ => plain(404, "not found\n"),
+        }
+    }
+
+    /// Delivers a request to a pod port of this process, as the service proxy does in memory:
+    /// the HTTP component serving the port, else a guest's socket listener.
+    async fn to_pod(&self, target: SocketAddr, req: http::Request<Incoming>) -> Response {
+        let ip = target.ip().to_string();
+        let Some(network) = self.pods.get(&ip) else {
+            return unserved(&format!("pod {ip} does not run here\n"));
+        };
+        if let Some(server) = network.route(target.port()) {
+            return server.handle(req).await;
+        }
+        if !network.net().is_listening(target.port()) {
+            return unserved(&format!("nothing serves port {} of pod {ip}\n", target.port()));
+        }
+        match network.http(target.port(), req).await {
+            Ok(resp) => resp,
+            Err(e) => plain(502, &format!("pod {target}: {e}\n")),
+        }
+    }
+}
+
+/// A 503 saying that nothing of the request reached a guest.
+fn unserved(message: &str) -> Response {
+    let mut resp = plain(503, message);
+    resp.headers_mut()
+        .insert(UNSERVED_HEADER, header::HeaderValue::from_static("true"));
+    resp
+}
+
+fn text(code: StatusCode, message: String) -> Response {
+    let mut resp = plain(code.as_u16(), "");
+    *resp.body_mut() = Full::new(Bytes::from(message))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    resp
+}
+
+fn container_log(logs: &FileLogs, req: &http::Request<Incoming>, ns: &str, pod: &str, container: &str) -> Response {
+    let query: HashMap<String, String> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let opts = match LogOptions::from_query(&query) {
+        Ok(o) => o,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let pod_value = json!({"metadata": {"namespace": ns, "name": pod, "uid": query.get("uid")}});
+    match logs.open(&pod_value, container, &opts) {
+        Ok(rx) => {
+            let mut resp = plain(200, "");
+            *resp.body_mut() = body_of(rx).map_err(|never| match never {}).boxed_unsync();
+            resp
+        }
+        Err(e) => text(
+            StatusCode::from_u16(e.code()).unwrap_or(StatusCode::BAD_REQUEST),
+            e.to_string(),
+        ),
+    }
+}
+
+/// The receiver as a body stream of data frames.
+fn body_of(
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> impl hyper::body::Body<Data = Bytes, Error = Infallible> + Send + 'static {
+    let (mut sender, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(8);
+    let mut rx = rx;
+    tokio::spawn(async move {
+        while let Some(chunk) = rx.recv().await {
+            if sender.send(Frame::data(chunk)).await.is_err() {
+                break;
+            }
+        }
+    });
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::{Empty, Full};
+
+    use super::*;
+    use crate::proxy::remote::RemotePods;
+
+    /// A node endpoint with no pods, and where it listens.
+    async fn empty_node() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let endpoint = Arc::new(NodeEndpoint {
+            pods: Arc::default(),
+            logs: None,
+            metrics: None,
+        });
+        (addr, tokio::spawn(serve(listener, endpoint)))
+    }
+
+    async fn text(response: Response) -> (u16, String) {
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_request_for_a_pod_not_here_comes_back_to_the_sender_when_it_can_go_again() {
+        let (node, task) = empty_node().await;
+        let remote = RemotePods::default();
+        let get = hyper::Request::get("/").body(Empty::<Bytes>::new()).unwrap();
+        let back = remote.forward(node, "10.100.0.2", 8080, get).await;
+        assert!(back.is_err(), "a GET that reached no guest can go to another endpoint");
+        // A request with a body has been sent: the node's answer is the answer.
+        let post = hyper::Request::post("/").body(Full::new(Bytes::from("7"))).unwrap();
+        let answered = remote.forward(node, "10.100.0.2", 8080, post).await;
+        let (status, body) = text(answered.ok().unwrap()).await;
+        assert_eq!(status, 503);
+        assert!(body.contains("pod 10.100.0.2 does not run here"), "{body}");
+        // A node that does not answer (a fresh pool: the kept connection still has its
+        // server task): the request comes back, body and all.
+        task.abort();
+        let _ = task.await;
+        let post = hyper::Request::post("/").body(Full::new(Bytes::from("7"))).unwrap();
+        let back = RemotePods::default().forward(node, "10.100.0.2", 8080, post).await;
+        assert!(back.is_err());
+    }
+
+    #[tokio::test]
+    async fn bad_targets_and_unknown_paths_are_refused() {
+        let (node, task) = empty_node().await;
+        let cases = [
+            (Some("not-an-address"), "/", 400),
+            (Some("10.100.0.2"), "/", 400),
+            (None, "/metrics", 404),
+            (None, "/containerLogs/default/p/c", 404),
+            (None, "/elsewhere", 404),
+        ];
+        for (target, path, want) in cases {
+            let mut request = hyper::Request::get(path)
+                .header(http::header::HOST, node.to_string())
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            if let Some(t) = target {
+                request
+                    .headers_mut()
+                    .insert(POD_TARGET_HEADER, http::HeaderValue::from_static(t));
+            }
+            let stream = tokio::net::TcpStream::connect(node).await.unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let response = sender.send_request(request).await.unwrap();
+            assert_eq!(response.status().as_u16(), want, "{target:?} {path}");
+        }
+        task.abort();
+    }
+}

@@ -1,0 +1,315 @@
+//! Pods of nodes in other processes: where each pod IP lives (a pure function of the Pods and
+//! Nodes), and how a request reaches such a pod — over real TCP (HTTP/1.1) to the endpoint
+//! its node advertises (`InternalIP`, `daemonEndpoints.kubeletEndpoint.Port`, as the apiserver
+//! finds a kubelet), which delivers it to the pod port the [`POD_TARGET_HEADER`] names
+//! (`node_endpoint.rs`). Pods of this process are not listed: the pod directory has them.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::RwLock;
+
+use bytes::Bytes;
+use capstan_core::k8s_openapi::api::core::v1::{Node, Pod};
+use capstan_runtime::container::{Response, plain};
+use capstan_runtime::services::{BodyError, ForwardError, Forwarded, WasiBody};
+use http::HeaderValue;
+use http_body_util::{BodyExt, Empty};
+
+use super::pool::Pool;
+
+/// The header that asks a node endpoint to deliver the request to a pod port, `IP:PORT`; the
+/// endpoint removes it and passes everything else on unchanged.
+pub const POD_TARGET_HEADER: &str = "capstan-pod-target";
+
+/// The header a node endpoint sets on its 503 when the pod is not there or does not serve the
+/// port: nothing of the request reached a guest, so the sender may try another endpoint.
+pub const UNSERVED_HEADER: &str = "capstan-pod-unserved";
+
+/// The endpoint a node advertises, if it advertises one with an address.
+pub fn node_endpoint(node: &Node) -> Option<SocketAddr> {
+    let status = node.status.as_ref()?;
+    let port = status.daemon_endpoints.as_ref()?.kubelet_endpoint.as_ref()?.port;
+    let port = u16::try_from(port).ok().filter(|p| *p != 0)?;
+    let ip: IpAddr = status
+        .addresses
+        .iter()
+        .flatten()
+        .find(|a| a.type_ == "InternalIP")?
+        .address
+        .parse()
+        .ok()?;
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The endpoints of the nodes that are not `local` (the nodes of this process), by node name.
+pub fn node_endpoints<'a>(
+    nodes: impl IntoIterator<Item = &'a Node>,
+    local: &HashSet<String>,
+) -> HashMap<String, SocketAddr> {
+    nodes
+        .into_iter()
+        .filter_map(|node| {
+            let name = node.metadata.name.as_ref()?;
+            if local.contains(name) {
+                return None;
+            }
+            Some((name.clone(), node_endpoint(node)?))
+        })
+        .collect()
+}
+
+/// The pod IP of `pod` and the endpoint of its node, when the pod has an IP of its own on one
+/// of `nodes` and has not ended (a pod that ended serves nothing, and its IP may be handed out
+/// again). A host-network pod has its node's address, which is no pod IP to route.
+pub fn place(pod: &Pod, nodes: &HashMap<String, SocketAddr>) -> Option<(String, SocketAddr)> {
+    let spec = pod.spec.as_ref()?;
+    if spec.host_network == Some(true) {
+        return None;
+    }
+    let node = nodes.get(spec.node_name.as_deref()?)?;
+    let status = pod.status.as_ref()?;
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    let ip = status.pod_ip.as_deref().filter(|ip| !ip.is_empty())?;
+    ip.parse::<IpAddr>().ok()?;
+    Some((ip.to_owned(), *node))
+}
+
+/// Where each pod IP of a node in another process lives: pod IP → its node's endpoint.
+/// `local` names the nodes of this process, whose pods are in the pod directory instead.
+pub fn places<'a>(
+    pods: impl IntoIterator<Item = &'a Pod>,
+    nodes: impl IntoIterator<Item = &'a Node>,
+    local: &HashSet<String>,
+) -> HashMap<String, SocketAddr> {
+    let nodes = node_endpoints(nodes, local);
+    if nodes.is_empty() {
+        return HashMap::new();
+    }
+    pods.into_iter().filter_map(|pod| place(pod, &nodes)).collect()
+}
+
+/// The pods of nodes in other processes, and the connections to those nodes.
+#[derive(Default)]
+pub struct RemotePods {
+    table: RwLock<HashMap<String, SocketAddr>>,
+    pool: Pool,
+}
+
+impl RemotePods {
+    /// The endpoint of the node running the pod at `ip`, if that node is in another process.
+    pub fn node_of(&self, ip: &str) -> Option<SocketAddr> {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).get(ip).copied()
+    }
+
+    /// Replaces the table (from [`places`]).
+    pub fn replace(&self, table: HashMap<String, SocketAddr>) {
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = table;
+    }
+
+    /// Sends `request` to port `port` of the pod at `ip` through `node`'s endpoint. The request
+    /// comes back when nothing of it reached a guest: the node did not answer, or (for a
+    /// request without a body, which can be sent again) the pod no longer serves the port
+    /// there. Any other failure is answered with a 502.
+    pub async fn forward<B>(
+        &self,
+        node: SocketAddr,
+        ip: &str,
+        port: u16,
+        request: hyper::Request<B>,
+    ) -> Result<Response, hyper::Request<B>>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Some(target) = target_value(ip, port) else {
+            return Err(request);
+        };
+        let Ok(connection) = self.pool.connection(node).await else {
+            return Err(request);
+        };
+        let (parts, body) = request.into_parts();
+        // A request without a body is sent as a copy of its head, so the original can go to
+        // another endpoint if this one turns out not to serve.
+        let (sent, kept) = if body.is_end_stream() {
+            let mut copy = hyper::Request::new(empty());
+            *copy.method_mut() = parts.method.clone();
+            *copy.uri_mut() = parts.uri.clone();
+            *copy.headers_mut() = parts.headers.clone();
+            (copy, Some((parts, body)))
+        } else {
+            let body = body
+                .map_err(|e| BodyError::InternalError(Some(e.into().to_string())))
+                .boxed_unsync();
+            (hyper::Request::from_parts(parts, body), None)
+        };
+        match connection.send(hop(sent, target)).await {
+            Ok(response) if is_unserved(&response) => match kept {
+                Some((parts, body)) => Err(hyper::Request::from_parts(parts, body)),
+                None => Ok(boxed(response)),
+            },
+            Ok(response) => Ok(boxed(response)),
+            Err(e) => Ok(plain(502, &format!("pod {ip}:{port}: {e}\n"))),
+        }
+    }
+
+    /// [`RemotePods::forward`] for a guest's request ([`capstan_runtime::services::ServiceResolver::forward`]).
+    pub fn forward_boxed(&self, ip: &str, port: u16, request: hyper::Request<WasiBody>) -> Forwarded {
+        let (node, target) = (self.node_of(ip), target_value(ip, port));
+        let (Some(node), Some(target)) = (node, target) else {
+            let ip = ip.to_owned();
+            return Box::pin(async move { Err(ForwardError::Unserved(format!("pod {ip} runs in no known node"))) });
+        };
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let connection = pool
+                .connection(node)
+                .await
+                .map_err(|e| ForwardError::Unserved(e.to_string()))?;
+            let response = connection
+                .send(hop(request, target))
+                .await
+                .map_err(|e| ForwardError::Broken(e.to_string()))?;
+            if is_unserved(&response) {
+                return Err(ForwardError::Unserved(format!(
+                    "the pod's node {node} does not serve it"
+                )));
+            }
+            Ok(boxed(response))
+        })
+    }
+}
+
+/// `IP:PORT` as the header carries it; `None` for an IP that does not parse.
+fn target_value(ip: &str, port: u16) -> Option<HeaderValue> {
+    let ip: IpAddr = ip.parse().ok()?;
+    HeaderValue::from_str(&SocketAddr::new(ip, port).to_string()).ok()
+}
+
+/// The request as it goes to the node: the target header added, over HTTP/1.1 (the hop's
+/// protocol, whatever the client spoke).
+fn hop(mut request: hyper::Request<WasiBody>, target: HeaderValue) -> hyper::Request<WasiBody> {
+    request.headers_mut().insert(POD_TARGET_HEADER, target);
+    *request.version_mut() = http::Version::HTTP_11;
+    request
+}
+
+fn is_unserved(response: &hyper::Response<hyper::body::Incoming>) -> bool {
+    response.status() == http::StatusCode::SERVICE_UNAVAILABLE && response.headers().contains_key(UNSERVED_HEADER)
+}
+
+fn boxed(response: hyper::Response<hyper::body::Incoming>) -> Response {
+    response.map(|b| b.map_err(BodyError::from).boxed_unsync())
+}
+
+fn empty() -> WasiBody {
+    Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn node(name: &str, ip: Option<&str>, port: Option<i32>) -> Node {
+        let mut status = json!({});
+        if let Some(ip) = ip {
+            status["addresses"] = json!([{"type": "Hostname", "address": name}, {"type": "InternalIP", "address": ip}]);
+        }
+        if let Some(port) = port {
+            status["daemonEndpoints"] = json!({"kubeletEndpoint": {"Port": port}});
+        }
+        serde_json::from_value(json!({"metadata": {"name": name}, "status": status})).unwrap()
+    }
+
+    fn pod(name: &str, node: Option<&str>, ip: Option<&str>, phase: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"containers": [], "nodeName": node},
+            "status": {"phase": phase, "podIP": ip},
+        }))
+        .unwrap()
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn nodes_of_other_processes_are_found_at_their_advertised_endpoint() {
+        let local = HashSet::from(["here".to_owned()]);
+        let cases = [
+            (
+                node("far", Some("192.0.2.5"), Some(10250)),
+                Some(addr("192.0.2.5:10250")),
+            ),
+            (node("here", Some("127.0.0.1"), Some(4000)), None),
+            (node("no-port", Some("192.0.2.6"), None), None),
+            (node("no-address", None, Some(10250)), None),
+            (node("port-zero", Some("192.0.2.7"), Some(0)), None),
+            (node("port-too-big", Some("192.0.2.7"), Some(70000)), None),
+            (node("bad-ip", Some("not-an-ip"), Some(10250)), None),
+            (
+                node("v6", Some("2001:db8::1"), Some(10250)),
+                Some(addr("[2001:db8::1]:10250")),
+            ),
+        ];
+        for (n, want) in cases {
+            let name = n.metadata.name.clone().unwrap();
+            let found = node_endpoints([&n], &local);
+            assert_eq!(found.get(&name).copied(), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn pod_ips_map_to_their_nodes_endpoint_except_this_processs_pods() {
+        let nodes = [
+            node("far-1", Some("192.0.2.5"), Some(10250)),
+            node("far-2", Some("192.0.2.6"), Some(10251)),
+            node("here", Some("127.0.0.1"), Some(4000)),
+        ];
+        let local = HashSet::from(["here".to_owned()]);
+        let mut host_network = pod("host", Some("far-1"), Some("192.0.2.5"), "Running");
+        host_network.spec.as_mut().unwrap().host_network = Some(true);
+        let cases: Vec<(Pod, Option<SocketAddr>)> = vec![
+            (
+                pod("a", Some("far-1"), Some("10.100.0.2"), "Running"),
+                Some(addr("192.0.2.5:10250")),
+            ),
+            (
+                pod("b", Some("far-2"), Some("10.101.0.2"), "Pending"),
+                Some(addr("192.0.2.6:10251")),
+            ),
+            (pod("local", Some("here"), Some("10.88.0.2"), "Running"), None),
+            (pod("unbound", None, None, "Pending"), None),
+            (pod("no-ip-yet", Some("far-1"), None, "Pending"), None),
+            (pod("empty-ip", Some("far-1"), Some(""), "Pending"), None),
+            (pod("done", Some("far-1"), Some("10.100.0.9"), "Succeeded"), None),
+            (pod("failed", Some("far-1"), Some("10.100.0.10"), "Failed"), None),
+            (pod("unknown-node", Some("gone"), Some("10.102.0.2"), "Running"), None),
+            (host_network, None),
+        ];
+        for (p, want) in &cases {
+            let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
+            let table = places([p], &nodes, &local);
+            assert_eq!(table.get(&ip).copied(), *want, "{:?}", p.metadata.name);
+            assert!(table.len() <= 1);
+        }
+        let all = places(cases.iter().map(|(p, _)| p), &nodes, &local);
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(places(cases.iter().map(|(p, _)| p), &nodes[2..], &local).is_empty());
+    }
+
+    #[test]
+    fn the_target_header_names_the_pod_port() {
+        assert_eq!(target_value("10.100.0.2", 8080).unwrap(), "10.100.0.2:8080");
+        assert_eq!(target_value("fd00::2", 80).unwrap(), "[fd00::2]:80");
+        assert!(target_value("web", 80).is_none());
+        let request = hyper::Request::get("http://web/x").body(empty()).unwrap();
+        let sent = hop(request, target_value("10.100.0.2", 8080).unwrap());
+        assert_eq!(sent.headers()[POD_TARGET_HEADER], "10.100.0.2:8080");
+        assert_eq!(sent.uri(), "http://web/x");
+    }
+}
