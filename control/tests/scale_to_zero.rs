@@ -138,8 +138,16 @@ async fn a_burst_at_zero_wakes_the_workload_once_and_every_request_is_answered_o
 
     // One wake: replicas went from 0 to 1 and nowhere else, in one write.
     assert_eq!(replicas(&api, "logger"), 1);
-    let woken = events(&api, "logger", "ScaledFromZero");
+    // Its event is written once the wake is over.
+    let woken = until("the ScaledFromZero event", || {
+        Some(events(&api, "logger", "ScaledFromZero")).filter(|e| !e.is_empty())
+    })
+    .await;
     assert_eq!(woken.len(), 1, "{woken:?}");
+    assert!(
+        woken[0]["message"].as_str().unwrap().contains("a pod was ready after"),
+        "{woken:?}"
+    );
     assert_eq!(woken[0]["count"], 1, "{woken:?}");
 
     // The wake's cold start was recorded once, and every request was held.

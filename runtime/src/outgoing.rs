@@ -318,7 +318,11 @@ mod tests {
             }
         }
         let policy = OutgoingPolicy::default();
-        policy.pods.insert("10.88.0.5".into(), PodNetwork::default());
+        policy.pods.insert(
+            "10.88.0.5".into(),
+            PodNetwork::default(),
+            tokio::sync::watch::channel(Default::default()).1,
+        );
         policy.services.set(Arc::new(Elsewhere));
         let cases = [
             ("10.88.0.5", 80, Some("local:80")),

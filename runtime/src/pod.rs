@@ -203,6 +203,7 @@ impl Worker {
         let mut pod = self.pod.clone();
         pod.status = Some(pod_status(&self.lc, &self.pod, &self.info));
         self.status_tx.send_replace(pod);
+        self.rt.directory.status_changed();
     }
 
     fn apply(&mut self, effects: Vec<Effect>) {

@@ -222,7 +222,9 @@ impl Runtime {
         );
         // Listed while it runs: pod IPs are never reused, so removing by IP is exact; the
         // address index `n` is as unique among this node's pods.
-        self.inner.directory.insert(pod_ip.clone(), handle.network());
+        self.inner
+            .directory
+            .insert(pod_ip.clone(), handle.network(), handle.status());
         let key = u64::from(n);
         self.inner.pods.insert(
             key,

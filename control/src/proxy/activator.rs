@@ -17,6 +17,7 @@ use capstan_core::k8s_openapi::api::apps::v1::Deployment;
 use capstan_core::k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use capstan_core::k8s_openapi::api::core::v1::Service;
 use capstan_runtime::container::{Response, plain};
+use capstan_runtime::directory::PodDirectory;
 
 use super::ServiceTable;
 use crate::api::resources::find;
@@ -122,6 +123,8 @@ struct Wake {
     failed: OnceLock<String>,
     /// Whether its cold start has been recorded.
     recorded: AtomicBool,
+    /// Told when a held request found a ready pod (a permit is kept if nobody waits yet).
+    done: tokio::sync::Notify,
 }
 
 /// Why a held request is not forwarded.
@@ -176,13 +179,14 @@ impl Activator {
     }
 
     /// Holds a request that arrived at `since` until `ready()` says an endpoint serves,
-    /// waking `workloads`. `ready` is asked again whenever the service table changes, and
-    /// every few milliseconds.
+    /// waking `workloads`. `ready` is asked again whenever the service table or the status of
+    /// a pod in `pods` changes, and every few milliseconds.
     pub async fn hold(
         &self,
         workloads: &[Workload],
         timeout: Duration,
         since: Instant,
+        pods: Option<&PodDirectory>,
         mut ready: impl FnMut() -> bool,
     ) -> Result<(), HoldError> {
         let names = || {
@@ -197,6 +201,12 @@ impl Activator {
         let deadline = tokio::time::Instant::from_std(since + timeout);
         loop {
             let changed = self.services.changed.notified();
+            let pod_changed = async {
+                match pods {
+                    Some(pods) => pods.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
             if ready() {
                 self.woken(workloads, &wakes);
                 return Ok(());
@@ -209,6 +219,7 @@ impl Activator {
             }
             tokio::select! {
                 _ = changed => {}
+                _ = pod_changed => {}
                 _ = tokio::time::sleep(RECHECK) => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     return Err(HoldError::Timeout { workloads: names(), timeout });
@@ -229,13 +240,31 @@ impl Activator {
             started: Instant::now(),
             failed: OnceLock::new(),
             recorded: AtomicBool::new(false),
+            done: tokio::sync::Notify::new(),
         });
         wakes.insert(workload.clone(), Arc::clone(&wake));
         let (api, workload, task_wake) = (Arc::clone(&self.api), workload.clone(), Arc::clone(&wake));
         tokio::spawn(async move {
-            let result = api.call(move |api| scale_up(api, &workload)).await;
-            if let Err(e) = result {
-                let _ = task_wake.failed.set(e.to_string());
+            let target = workload.clone();
+            match api.call(move |api| rescale(api, &target, |r| r == 0, 1)).await {
+                Err(e) => {
+                    let _ = task_wake.failed.set(e.to_string());
+                }
+                // The event is written once the wake is over: on the way it would only
+                // hold up the writes that bring the pod up.
+                Ok(true) => {
+                    let message = match tokio::time::timeout(timeout, task_wake.done.notified()).await {
+                        Ok(()) => format!(
+                            "Scaled up to 1 replica from zero: a request arrived; a pod was ready after {} ms",
+                            task_wake.started.elapsed().as_millis()
+                        ),
+                        Err(_) => "Scaled up to 1 replica from zero: a request arrived".to_owned(),
+                    };
+                    let _ = api
+                        .call(move |api| note(api, &workload, "ScaledFromZero", &message))
+                        .await;
+                }
+                Ok(false) => {}
             }
         });
         wake
@@ -248,6 +277,7 @@ impl Activator {
         for (workload, wake) in workloads.iter().zip(wakes) {
             if !wake.recorded.swap(true, Ordering::Relaxed) {
                 self.api.metrics().observe_cold_start(wake.started.elapsed());
+                wake.done.notify_one();
             }
             if current.get(workload).is_some_and(|w| Arc::ptr_eq(w, wake)) {
                 current.remove(workload);
@@ -384,19 +414,6 @@ fn rescale(api: &Api, workload: &Workload, wanted: impl Fn(i64) -> bool, to: i64
 fn note(api: &Api, workload: &Workload, reason: &str, message: &str) -> Result<(), ApiError> {
     let object = api.get(deployments()?, Some(&workload.namespace), &workload.name)?;
     crate::events::record(api, &object, "Deployment", "Normal", reason, message, COMPONENT);
-    Ok(())
-}
-
-/// Sets a workload at zero to one replica; one already above zero is left as it is.
-fn scale_up(api: &Api, workload: &Workload) -> Result<(), ApiError> {
-    if rescale(api, workload, |r| r == 0, 1)? {
-        note(
-            api,
-            workload,
-            "ScaledFromZero",
-            "Scaled up to 1 replica from zero: a request arrived",
-        )?;
-    }
     Ok(())
 }
 

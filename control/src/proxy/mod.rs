@@ -28,6 +28,7 @@ use std::sync::{Arc, RwLock};
 
 use capstan_core::k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use capstan_core::k8s_openapi::api::networking::v1::Ingress;
+use capstan_core::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use capstan_runtime::container::{Response, plain, serve_connection};
 use capstan_runtime::directory::PodDirectory;
 use capstan_runtime::services::{Activation, Forwarded, ServiceResolver, WasiBody};
@@ -141,7 +142,7 @@ impl ServiceResolver for ServiceTable {
                     .is_some_and(|b| !b.endpoints.is_empty())
             };
             activator
-                .hold(&workloads, timeout, std::time::Instant::now(), ready)
+                .hold(&workloads, timeout, std::time::Instant::now(), None, ready)
                 .await
                 .is_ok()
         }))
@@ -363,13 +364,29 @@ impl Forwarder {
                 .backend(&backend.namespace, &backend.service, backend.port)
         };
         loop {
-            let ready = || current().is_some_and(|b| self.serving(&b));
-            if let Err(e) = self.activator.hold(&workloads, timeout, held, ready).await {
+            let ready = || current().is_some_and(|b| self.serving(&b)) || self.ready_pod(backend).is_some();
+            if let Err(e) = self
+                .activator
+                .hold(&workloads, timeout, held, Some(&self.directory), ready)
+                .await
+            {
                 return e.response();
             }
             // The endpoint that was ready may have gone again: then wait on.
             if let Some(backend) = current() {
                 req = match self.to_endpoint(&backend, turn, client, req).await {
+                    Ok(resp) => return resp,
+                    Err(req) => req,
+                };
+            }
+            // A pod of this process is ready before the Endpoints say so (its status is on
+            // its way through the API): the first request of a wake goes to it directly.
+            if let Some(endpoint) = self.ready_pod(backend) {
+                let direct = Backend {
+                    endpoints: vec![endpoint],
+                    ..backend.clone()
+                };
+                req = match self.to_endpoint(&direct, turn, client, req).await {
                     Ok(resp) => return resp,
                     Err(req) => req,
                 };
@@ -384,6 +401,25 @@ impl Forwarder {
             }
             tokio::time::sleep(REMOTE_RETRY).await;
         }
+    }
+
+    /// A ready pod of this process that `backend`'s Service selects and that serves its
+    /// target port (by number, or by the pod's container port of that name): (pod IP, port).
+    fn ready_pod(&self, backend: &Backend) -> Option<(String, u16)> {
+        if backend.selector.is_empty() {
+            return None;
+        }
+        self.directory
+            .ready(&backend.namespace, &backend.selector)
+            .into_iter()
+            .find_map(|(ip, network, pod)| {
+                let port = match &backend.target_port {
+                    None => backend.port,
+                    Some(IntOrString::Int(n)) => u16::try_from(*n).ok()?,
+                    Some(IntOrString::String(name)) => named_port(&pod, name)?,
+                };
+                network.is_served(port).then_some((ip, port))
+            })
     }
 
     /// Whether any endpoint of `backend` serves now.
@@ -481,4 +517,15 @@ pub async fn gateway(listener: TcpListener, ingresses: Arc<RwLock<IngressTable>>
             })
         });
     }
+}
+
+/// The container port of `pod` named `name`, as a Service's named `targetPort` resolves.
+fn named_port(pod: &capstan_core::k8s_openapi::api::core::v1::Pod, name: &str) -> Option<u16> {
+    pod.spec
+        .as_ref()?
+        .containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .find(|p| p.name.as_deref() == Some(name))
+        .and_then(|p| u16::try_from(p.container_port).ok())
 }

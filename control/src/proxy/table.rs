@@ -9,6 +9,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use capstan_core::k8s_openapi::api::core::v1::{Endpoints, Service};
+use capstan_core::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// One port of one Service and where its traffic goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +24,10 @@ pub struct Backend {
     pub endpoints: Vec<(String, u16)>,
     /// `sessionAffinity: ClientIP`: a client keeps its endpoint.
     pub client_ip_affinity: bool,
+    /// The Service's selector (empty without one) and the port's `targetPort`: how to find a
+    /// ready pod before the Endpoints list it.
+    pub selector: std::collections::BTreeMap<String, String>,
+    pub target_port: Option<IntOrString>,
     /// For an ExternalName Service, the name it aliases (lower case, no trailing dot); its
     /// one entry has port 0 and no endpoints, since an alias has no ports of its own.
     pub external_name: Option<String>,
@@ -207,6 +212,8 @@ pub fn backends(services: &[Service], endpoints: &[Endpoints]) -> Vec<Backend> {
                 endpoints: Vec::new(),
                 client_ip_affinity: false,
                 external_name: Some(target.trim_end_matches('.').to_ascii_lowercase()),
+                selector: Default::default(),
+                target_port: None,
             });
             continue;
         }
@@ -240,6 +247,8 @@ pub fn backends(services: &[Service], endpoints: &[Endpoints]) -> Vec<Backend> {
                 endpoints: ready,
                 client_ip_affinity: spec.session_affinity.as_deref() == Some("ClientIP"),
                 external_name: None,
+                selector: spec.selector.clone().unwrap_or_default(),
+                target_port: port.target_port.clone(),
             });
         }
     }
@@ -293,6 +302,8 @@ mod tests {
             endpoints: vec![("1".into(), 1), ("2".into(), 1), ("3".into(), 1)],
             client_ip_affinity: true,
             external_name: None,
+            selector: Default::default(),
+            target_port: None,
         };
         let first = b.pick(0, Some("192.0.2.7"), 0).cloned();
         assert!((0..10).all(|turn| b.pick(turn, Some("192.0.2.7"), 0).cloned() == first));

@@ -122,7 +122,11 @@ mod tests {
             .map(|ip| {
                 let cluster = Cluster::new("shop", &directory, Arc::clone(&link));
                 let net = PodNet::with_cluster(ip.parse().ok(), cluster);
-                directory.insert(ip.to_string(), PodNetwork::new(net.clone()));
+                directory.insert(
+                    ip.to_string(),
+                    PodNetwork::new(net.clone()),
+                    tokio::sync::watch::channel(Default::default()).1,
+                );
                 net
             })
             .collect();
