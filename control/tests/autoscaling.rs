@@ -137,13 +137,13 @@ async fn an_hpa_on_requests_per_second_scales_up_under_load_and_down_after() {
         status["currentMetrics"][0]["pods"]["metric"]["name"],
         "requests_per_second"
     );
-    let rescales = events(&api, "SuccessfulRescale");
-    assert!(
-        rescales
+    until("the rescale up to be recorded", || {
+        events(&api, "SuccessfulRescale")
             .iter()
-            .any(|m| m.ends_with("reason: pods metric requests_per_second above target")),
-        "{rescales:?}"
-    );
+            .any(|m| m.ends_with("reason: pods metric requests_per_second above target"))
+            .then_some(())
+    })
+    .await;
     assert!(answered.load(Ordering::Relaxed) > 0);
 
     // `kubectl get hpa`'s row, as the server renders it.
@@ -172,13 +172,14 @@ async fn an_hpa_on_requests_per_second_scales_up_under_load_and_down_after() {
         (replicas(&api) == 1).then_some(())
     })
     .await;
-    let rescales = events(&api, "SuccessfulRescale");
-    assert!(
-        rescales
+    // The event follows the rescale's write.
+    until("the rescale to 1 to be recorded", || {
+        events(&api, "SuccessfulRescale")
             .iter()
-            .any(|m| m == "New size: 1; reason: All metrics below target"),
-        "{rescales:?}"
-    );
+            .any(|m| m == "New size: 1; reason: All metrics below target")
+            .then_some(())
+    })
+    .await;
     let conditions = hpa(&api)["status"]["conditions"].clone();
     let active = conditions
         .as_array()
@@ -335,8 +336,22 @@ async fn the_books_cpu_hpa_scales_the_random_generator_under_load() {
         )
         .unwrap()
     };
-    // A pod serving requests back to back uses far more than 50% of 200m: the HPA adds pods.
-    let utilization = until("the HPA to scale the random generator up on CPU", || {
+    // A pod serving requests back to back uses far more than 50% of 200m: the HPA adds pods,
+    // saying it did so on CPU utilization (the event is written with the rescale).
+    let reason = "reason: cpu resource utilization (percentage of request) above target";
+    let rescaled = until("the HPA to scale the random generator up on CPU", || {
+        events(&api, "SuccessfulRescale")
+            .into_iter()
+            .find(|m| m.ends_with(reason))
+    })
+    .await;
+    let size: i64 = rescaled
+        .strip_prefix("New size: ")
+        .and_then(|m| m.split(';').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{rescaled}"));
+    assert!(size > 1 && size <= 5, "{rescaled}");
+    until("the Deployment to want the new size", || {
         let d = api
             .get(
                 find("apps", "v1", "deployments").unwrap(),
@@ -344,19 +359,13 @@ async fn the_books_cpu_hpa_scales_the_random_generator_under_load() {
                 "random-generator",
             )
             .unwrap();
-        let h = hpa(&api);
-        let current = &h["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"];
-        (d["spec"]["replicas"].as_i64() > Some(1)).then(|| current.as_i64())
+        (d["spec"]["replicas"].as_i64() > Some(1)).then_some(())
     })
     .await;
-    assert!(utilization.is_some_and(|u| u > 50), "{}", hpa(&api)["status"]);
-    let rescales = events(&api, "SuccessfulRescale");
-    assert!(
-        rescales
-            .iter()
-            .any(|m| m.ends_with("reason: cpu resource utilization (percentage of request) above target")),
-        "{rescales:?}"
-    );
+    until("the HPA to report the pods' CPU utilization", || {
+        hpa(&api)["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"].as_i64()
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     for task in load {
         task.await.unwrap();
