@@ -268,10 +268,21 @@ async fn an_hpa_with_min_replicas_zero_leaves_scaling_to_and_from_zero_to_the_ac
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Requests keep it awake (its grace period is 2 s) until the HPA has looked at it.
+    let keep_awake = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = client.get("/").await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
     until("the HPA to see the woken target", || {
         (hpa(&api)["status"]["currentReplicas"] == 1).then_some(())
     })
     .await;
+    keep_awake.abort();
     // Idle again: back to zero, and the HPA never scaled anything itself.
     until("the workload to go back to zero", || {
         (replicas(&api) == 0 && scaling_active(&api).is_some_and(|(_, reason)| reason == "ScalingDisabled"))
