@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use capstan_control::api::Api;
-use capstan_control::api::registry::{ListOptions, WriteOptions};
+use capstan_control::api::registry::WriteOptions;
 use capstan_control::api::resources::find;
 use capstan_control::api::table::{IncludeObject, table};
 use capstan_control::cluster::NodeConfig;
@@ -33,35 +33,14 @@ fn hpa(api: &Api) -> Value {
     .unwrap()
 }
 
-/// The messages of the HPA's events with `reason`.
-fn events(api: &Api, reason: &str) -> Vec<String> {
-    let list = api
-        .list(
-            find("", "v1", "events").unwrap(),
-            Some("default"),
-            &ListOptions::default(),
-        )
-        .unwrap();
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["involvedObject"]["kind"] == "HorizontalPodAutoscaler" && e["reason"] == reason)
-        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_hpa_on_requests_per_second_scales_up_under_load_and_down_after() {
-    let cluster = start("hpa-rps", NodeConfig::numbered(1)).await;
-    cluster.autoscaler.set_sync_period(Duration::from_secs(1));
-    let api = Arc::clone(&cluster.api);
-    let port = free_node_port();
+/// A Deployment `hello` of one `capstan/hello-http` pod, with `annotations`, behind a
+/// NodePort Service on `port`.
+fn create_hello(api: &Api, annotations: Value, port: u16) {
     let opts = WriteOptions::default();
     api.create(
         find("apps", "v1", "deployments").unwrap(),
         Some("default"),
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hello"},
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hello", "annotations": annotations},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "hello"}},
                 "template": {"metadata": {"labels": {"app": "hello"}},
                     "spec": {"containers": [{"name": "web", "image": "capstan/hello-http", "ports": [{"containerPort": 8080}]}]}}}}),
@@ -76,6 +55,25 @@ async fn an_hpa_on_requests_per_second_scales_up_under_load_and_down_after() {
         &opts,
     )
     .unwrap();
+}
+
+/// The messages of the HPA's events with `reason`.
+fn events(api: &Api, reason: &str) -> Vec<String> {
+    common::events(api, reason)
+        .iter()
+        .filter(|e| e["involvedObject"]["kind"] == "HorizontalPodAutoscaler")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hpa_on_requests_per_second_scales_up_under_load_and_down_after() {
+    let cluster = start("hpa-rps", NodeConfig::numbered(1)).await;
+    cluster.autoscaler.set_sync_period(Duration::from_secs(1));
+    let api = Arc::clone(&cluster.api);
+    let port = free_node_port();
+    let opts = WriteOptions::default();
+    create_hello(&api, json!({}), port);
     // 5 requests a second per pod; down again 2 s after the load is gone.
     api.create(
         find("autoscaling", "v2", "horizontalpodautoscalers").unwrap(),
@@ -210,25 +208,7 @@ async fn an_hpa_with_min_replicas_zero_leaves_scaling_to_and_from_zero_to_the_ac
     let api = Arc::clone(&cluster.api);
     let port = free_node_port();
     let opts = WriteOptions::default();
-    api.create(
-        find("apps", "v1", "deployments").unwrap(),
-        Some("default"),
-        json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "hello", "annotations": {"capstan.dev/scale-to-zero-grace-period": "2s"}},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "hello"}},
-                "template": {"metadata": {"labels": {"app": "hello"}},
-                    "spec": {"containers": [{"name": "web", "image": "capstan/hello-http", "ports": [{"containerPort": 8080}]}]}}}}),
-        &opts,
-    )
-    .unwrap();
-    api.create(
-        find("", "v1", "services").unwrap(),
-        Some("default"),
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello"},
-            "spec": {"type": "NodePort", "selector": {"app": "hello"}, "ports": [{"port": 8080, "nodePort": port}]}}),
-        &opts,
-    )
-    .unwrap();
+    create_hello(&api, json!({"capstan.dev/scale-to-zero-grace-period": "2s"}), port);
     // minReplicas 0 opts the Deployment into scale to zero.
     api.create(
         find("autoscaling", "v2", "horizontalpodautoscalers").unwrap(),

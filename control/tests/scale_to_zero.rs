@@ -63,19 +63,9 @@ fn pods_of(api: &Api, name: &str) -> Vec<Value> {
 
 /// The events recorded about `name` with `reason`.
 fn events(api: &Api, name: &str, reason: &str) -> Vec<Value> {
-    let list = api
-        .list(
-            find("", "v1", "events").unwrap(),
-            Some("default"),
-            &ListOptions::default(),
-        )
-        .unwrap();
-    list["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    common::events(api, reason)
         .into_iter()
-        .filter(|e| e["involvedObject"]["name"] == name && e["reason"] == reason)
+        .filter(|e| e["involvedObject"]["name"] == name)
         .collect()
 }
 

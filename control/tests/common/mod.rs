@@ -78,3 +78,18 @@ pub fn free_node_port() -> u16 {
         .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
         .expect("a free node port")
 }
+
+/// The events in namespace `default` with `reason`, oldest first as the store lists them.
+pub fn events(api: &capstan_control::api::Api, reason: &str) -> Vec<serde_json::Value> {
+    let info = capstan_control::api::resources::find("", "v1", "events").expect("served");
+    let list = api
+        .list(info, Some("default"), &Default::default())
+        .expect("events list");
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["reason"] == reason)
+        .cloned()
+        .collect()
+}
