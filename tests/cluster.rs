@@ -475,6 +475,32 @@ fn a_rolling_update_behind_a_node_port_service_fails_no_request() {
 /// A `capstan node` process, killed when dropped.
 struct RemoteNode(std::process::Child);
 
+impl RemoteNode {
+    /// Starts `capstan node far-1` (with `extra` flags) against `up`, in its own data
+    /// directory, and waits until kubectl shows it Ready.
+    fn join(up: &Up, data: &DataDir, extra: &[&str]) -> RemoteNode {
+        let node = RemoteNode(
+            support::capstan()
+                .arg("--data-dir")
+                .arg(data.0.join("remote"))
+                .args(["node", "--server", &format!("http://{}", up.addr)])
+                .args(["--name", "far-1", "--endpoint", "127.0.0.1:0"])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("capstan node starts"),
+        );
+        eventually("the remote node to be Ready", DEADLINE, || {
+            let out = up.kubectl_ok(&["get", "nodes", "--no-headers"]);
+            out.lines()
+                .any(|l| l.starts_with("far-1 ") && l.contains(" Ready "))
+                .then_some(())
+        });
+        node
+    }
+}
+
 impl Drop for RemoteNode {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -486,23 +512,7 @@ impl Drop for RemoteNode {
 fn a_node_in_another_process_joins_runs_pods_and_serves_their_logs() {
     let data = DataDir::new("cluster-remote-node");
     let up = Up::start(&data, &["--nodes", "0"]);
-    let _node = RemoteNode(
-        support::capstan()
-            .arg("--data-dir")
-            .arg(data.0.join("remote"))
-            .args(["node", "--server", &format!("http://{}", up.addr)])
-            .args(["--name", "far-1", "--label", "zone=far", "--endpoint", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("capstan node starts"),
-    );
-    eventually("the remote node to be Ready", DEADLINE, || {
-        let out = up.kubectl_ok(&["get", "nodes", "--no-headers"]);
-        out.lines()
-            .any(|l| l.starts_with("far-1 ") && l.contains(" Ready "))
-            .then_some(())
-    });
+    let _node = RemoteNode::join(&up, &data, &["--label", "zone=far"]);
     let node = up.get("/api/v1/nodes/far-1");
     assert_eq!(node["metadata"]["labels"]["zone"], "far", "{node}");
 
@@ -1193,23 +1203,7 @@ spec:
 fn services_reach_pods_of_a_node_in_another_process_and_its_guests_reach_services_back() {
     let data = DataDir::new("cluster-across-processes");
     let up = Up::start(&data, &[]);
-    let _node = RemoteNode(
-        support::capstan()
-            .arg("--data-dir")
-            .arg(data.0.join("remote"))
-            .args(["node", "--server", &format!("http://{}", up.addr)])
-            .args(["--name", "far-1", "--endpoint", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("capstan node starts"),
-    );
-    eventually("the remote node to be Ready", DEADLINE, || {
-        let out = up.kubectl_ok(&["get", "nodes", "--no-headers"]);
-        out.lines()
-            .any(|l| l.starts_with("far-1 ") && l.contains(" Ready "))
-            .then_some(())
-    });
+    let _node = RemoteNode::join(&up, &data, &[]);
     // The node of `capstan up` advertises the endpoint other processes reach its pods at.
     let here = up.get("/api/v1/nodes/capstan");
     assert!(
