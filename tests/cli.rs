@@ -5,10 +5,9 @@
 mod support;
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::Value;
-use support::{DEADLINE, DataDir, Up, deleting, eventually, image, lines};
+use support::{DEADLINE, DataDir, Up, deleting, eventually, image, lines, lines_until};
 
 const FILE: &str = "examples/declarative-deployment/rolling-update.yaml";
 
@@ -75,10 +74,9 @@ fn capstan_verbs_roll_a_deployment_forward_scale_it_roll_it_back_and_delete_it()
         status.ends_with("deployment \"random-generator\" successfully rolled out\n"),
         "{status}"
     );
-    std::thread::sleep(Duration::from_millis(300));
+    let watch_lines = lines_until(&watched, |l| l.len() > 6 && l.iter().any(|l| l.contains("Running")));
     let _ = watch.kill();
     let _ = watch.wait();
-    let watch_lines: Vec<String> = watched.try_iter().collect();
     assert!(watch_lines[0].starts_with("NAME "), "get -w printed {watch_lines:?}");
     assert!(
         watch_lines.iter().any(|l| l.contains("Running")),

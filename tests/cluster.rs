@@ -141,7 +141,8 @@ fn kubectl_rolls_a_deployment_forward_scales_it_and_rolls_it_back() {
     );
     let _ = watch.kill();
     let _ = watch.wait();
-    let watch_lines: Vec<String> = watched.try_iter().collect();
+    // kubectl is gone: read what it printed to the end of its output.
+    let watch_lines: Vec<String> = watched.iter().collect();
     assert!(
         watch_lines.iter().any(|l| l.contains("Running")),
         "get -w printed {watch_lines:?}"

@@ -207,11 +207,8 @@ fn a_batch_pod_runs_to_completion_and_its_logs_stay() {
     let mut play = Play::start(&data, &["-o", "json", "examples/batch-job/random-runner.yaml"]);
     let code = play.wait_exit();
     assert_eq!(code, 0, "all pods succeeded");
-    let events: Vec<serde_json::Value> = play
-        .stdout
-        .try_iter()
-        .map(|l| serde_json::from_str(&l).unwrap())
-        .collect();
+    // The child has exited: read its stdout to the end (the reader thread may lag behind).
+    let events: Vec<serde_json::Value> = play.stdout.iter().map(|l| serde_json::from_str(&l).unwrap()).collect();
     let last = events.last().expect("watch events");
     assert_eq!(last["type"], "MODIFIED");
     assert_eq!(last["object"]["status"]["phase"], "Succeeded");

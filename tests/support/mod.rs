@@ -53,6 +53,21 @@ pub fn lines(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
+/// Gathers lines from `rx` until `done` holds for all gathered so far, the stream ends, or
+/// the deadline passes. Reading with `try_iter` after a child exits races the reader thread;
+/// this waits for what the test needs instead.
+pub fn lines_until(rx: &mpsc::Receiver<String>, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut got = Vec::new();
+    while !done(&got) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) => got.push(l),
+            Err(_) => break,
+        }
+    }
+    got
+}
+
 /// A plain HTTP/1.1 GET; retries until the port answers or the deadline passes.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let deadline = Instant::now() + DEADLINE;
