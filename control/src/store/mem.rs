@@ -69,12 +69,7 @@ impl MemStore {
             EventKind::Deleted => st.objects.remove(key),
             _ => st.objects.insert(key.to_owned(), (rev, value.clone())),
         };
-        let event = WatchEvent {
-            kind,
-            key: key.to_owned(),
-            value,
-            rev,
-        };
+        let event = WatchEvent::new(kind, key.to_owned(), value, rev);
         st.history.push_back(event.clone());
         while st.history.len() > st.history_limit {
             st.history.pop_front();

@@ -1,7 +1,10 @@
-//! [`RedbStore`]: the default store, one embedded redb database file.
+//! [`RedbStore`]: the default store, one embedded redb database file and its write-ahead log.
 //!
-//! Each write is one redb write transaction, committed with `Durability::Immediate` (fsync)
-//! before the call returns, so an acknowledged write survives `kill -9` or power loss. Tables:
+//! A write is durable before the call returns, so an acknowledged write survives `kill -9` or
+//! power loss: its event is appended to the log (`<file>-wal`, see [`wal`](super::wal)) and
+//! synced, then committed to redb without an fsync. Every [`CHECKPOINT_RECORDS`] writes redb
+//! commits durably and the log starts over; opening the file after a crash applies the log's
+//! records that redb's last durable commit does not hold. Tables:
 //!
 //! - `objects`: key → (revision, value bytes)
 //! - `meta`: `revision` (the latest write's revision) and `compacted` (the newest revision whose
@@ -10,12 +13,14 @@
 //!
 //! Opening the file recovers the revision and the history, so watches resume across restarts.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
+use super::wal::{CHECKPOINT_RECORDS, Wal, kind_code, kind_from_code};
 use super::watch::Hub;
 use super::{
     Entry, EventKind, HISTORY_LIMIT, Store, StoreError, WatchEvent, WatchStream, Write, plan, validate_key,
@@ -29,14 +34,25 @@ pub(super) const EVENTS: TableDefinition<u64, (u8, &str, &[u8])> = TableDefiniti
 const META_REVISION: &str = "revision";
 const META_COMPACTED: &str = "compacted";
 
-/// A [`Store`] in one redb database file.
+/// A [`Store`] in one redb database file and its write-ahead log.
 pub struct RedbStore {
     db: Database,
-    /// Held across each write transaction and the publication of its event, so events are
-    /// published in revision order and a new watch sees no gap between replay and live events.
-    state: Mutex<Counters>,
+    /// Held across each write (redb transaction, log append, commit) and the publication of
+    /// its event, so events are published in revision order and a new watch sees no gap
+    /// between replay and live events.
+    state: Mutex<State>,
     hub: Hub,
     history_limit: u64,
+    checkpoint_every: u64,
+}
+
+/// What the write lock guards.
+struct State {
+    counters: Counters,
+    wal: Wal,
+    /// Set when the log could not be brought back in line with redb after a failed commit:
+    /// further writes would reuse a revision the log already holds, so they are refused.
+    broken: Option<String>,
 }
 
 /// The committed values of the `meta` table.
@@ -55,74 +71,144 @@ impl RedbStore {
     /// Opens the database at `path`, keeping the last `limit` events (at least one). A smaller
     /// limit than the file was written with takes effect at the next write.
     pub fn open_with_history_limit(path: impl AsRef<Path>, limit: usize) -> Result<Self, StoreError> {
+        Self::open_with(path.as_ref(), limit, CHECKPOINT_RECORDS)
+    }
+
+    /// Opens the database, applies what its log holds beyond redb's last durable commit, and
+    /// makes that durable.
+    pub(super) fn open_with(path: &Path, limit: usize, checkpoint_every: u64) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(StoreError::backend)?;
-        // Create the tables so reads never meet a missing one, and read the counters back.
+        let (mut wal, logged) = Wal::open(&log_path(path))?;
+        let history_limit = limit.max(1) as u64;
+        // Create the tables so reads never meet a missing one, read the counters back, and
+        // replay the log in one durable transaction.
         let txn = db.begin_write().map_err(StoreError::backend)?;
         let counters = {
             txn.open_table(OBJECTS).map_err(StoreError::backend)?;
             txn.open_table(EVENTS).map_err(StoreError::backend)?;
-            let meta = txn.open_table(META).map_err(StoreError::backend)?;
-            read_counters(&meta)?
+            let mut counters = read_counters(&txn.open_table(META).map_err(StoreError::backend)?)?;
+            // Records at or below redb's revision were checkpointed before the log was emptied.
+            for event in &logged {
+                if event.rev <= counters.rev {
+                    continue;
+                }
+                if event.rev != counters.rev + 1 {
+                    return Err(StoreError::Corrupt {
+                        key: format!("log record at revision {}", event.rev),
+                        reason: format!("the store is at revision {}: a record is missing", counters.rev),
+                    });
+                }
+                counters = apply(&txn, event, history_limit, counters)?;
+            }
+            counters
         };
         txn.commit().map_err(StoreError::backend)?;
+        if wal.records() > 0 {
+            wal.reset()?;
+        }
         Ok(RedbStore {
             db,
-            state: Mutex::new(counters),
+            state: Mutex::new(State {
+                counters,
+                wal,
+                broken: None,
+            }),
             hub: Hub::new(),
-            history_limit: limit.max(1) as u64,
+            history_limit,
+            checkpoint_every: checkpoint_every.max(1),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Counters> {
-        // The counters change only after a commit succeeds, so they are valid even if a
-        // holder panicked.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state changes only after a write succeeds, so it is valid even if a holder
+        // panicked.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self, key: &str, write: Write) -> Result<WatchEvent, StoreError> {
         validate_key(key)?;
-        let mut counters = self.lock();
+        let mut state = self.lock();
+        if let Some(reason) = &state.broken {
+            return Err(StoreError::Broken(reason.clone()));
+        }
         let mut txn = self.db.begin_write().map_err(StoreError::backend)?;
-        txn.set_durability(Durability::Immediate).map_err(StoreError::backend)?;
-        let rev = counters.rev + 1;
-        let (event, compacted) = {
-            let mut objects = txn.open_table(OBJECTS).map_err(StoreError::backend)?;
-            let current = objects.get(key).map_err(StoreError::backend)?.map(|guard| {
+        // The log makes the write durable; redb is made durable at checkpoints.
+        txn.set_durability(Durability::None).map_err(StoreError::backend)?;
+        let current = {
+            let objects = txn.open_table(OBJECTS).map_err(StoreError::backend)?;
+            objects.get(key).map_err(StoreError::backend)?.map(|guard| {
                 let (rev, value) = guard.value();
                 (rev, Bytes::copy_from_slice(value))
-            });
-            let (kind, value) = plan(key, write, current)?;
-            match kind {
-                EventKind::Deleted => {
-                    objects.remove(key).map_err(StoreError::backend)?;
-                }
-                EventKind::Added | EventKind::Modified => {
-                    objects.insert(key, (rev, &value[..])).map_err(StoreError::backend)?;
-                }
-            }
-            let mut events = txn.open_table(EVENTS).map_err(StoreError::backend)?;
-            events
-                .insert(rev, (kind_code(kind), key, &value[..]))
-                .map_err(StoreError::backend)?;
-            let compacted = trim_history(&mut events, rev, self.history_limit, counters.compacted)?;
-            let mut meta = txn.open_table(META).map_err(StoreError::backend)?;
-            meta.insert(META_REVISION, rev).map_err(StoreError::backend)?;
-            meta.insert(META_COMPACTED, compacted).map_err(StoreError::backend)?;
-            (
-                WatchEvent {
-                    kind,
-                    key: key.to_owned(),
-                    value,
-                    rev,
-                },
-                compacted,
-            )
+            })
         };
-        txn.commit().map_err(StoreError::backend)?;
-        *counters = Counters { rev, compacted };
+        let (kind, value) = plan(key, write, current)?;
+        let event = WatchEvent::new(kind, key.to_owned(), value, state.counters.rev + 1);
+        let counters = apply(&txn, &event, self.history_limit, state.counters)?;
+        // Durable from here: the commit only makes it visible.
+        state.wal.append(&event)?;
+        if let Err(e) = txn.commit() {
+            if let Err(undo) = state.wal.undo(&event) {
+                state.broken = Some(format!(
+                    "revision {} is in the log but its commit failed ({e}) and could not be undone ({undo})",
+                    event.rev
+                ));
+            }
+            return Err(StoreError::backend(e));
+        }
+        state.counters = counters;
+        if state.wal.records() >= self.checkpoint_every {
+            // The write is durable in the log whatever happens here; a failed checkpoint is
+            // retried at the next write.
+            if let Err(e) = self.checkpoint(&mut state.wal) {
+                tracing::warn!(error = %e, "store checkpoint failed; the log keeps growing until one succeeds");
+            }
+        }
         self.hub.publish(event.clone());
         Ok(event)
     }
+
+    /// Makes every commit so far durable in redb, then empties the log.
+    fn checkpoint(&self, wal: &mut Wal) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(StoreError::backend)?;
+        txn.set_durability(Durability::Immediate).map_err(StoreError::backend)?;
+        txn.commit().map_err(StoreError::backend)?;
+        wal.reset()
+    }
+}
+
+/// The log beside the database file: `store.redb` logs to `store.redb-wal`.
+fn log_path(db: &Path) -> PathBuf {
+    let mut name = OsString::from(db.as_os_str());
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Writes `event` into the tables: the object, the history (trimmed to `limit`) and the
+/// counters. Returns the counters after it.
+fn apply(txn: &WriteTransaction, event: &WatchEvent, limit: u64, counters: Counters) -> Result<Counters, StoreError> {
+    let mut objects = txn.open_table(OBJECTS).map_err(StoreError::backend)?;
+    match event.kind {
+        EventKind::Deleted => {
+            objects.remove(event.key.as_str()).map_err(StoreError::backend)?;
+        }
+        EventKind::Added | EventKind::Modified => {
+            objects
+                .insert(event.key.as_str(), (event.rev, &event.value[..]))
+                .map_err(StoreError::backend)?;
+        }
+    }
+    let mut events = txn.open_table(EVENTS).map_err(StoreError::backend)?;
+    events
+        .insert(event.rev, (kind_code(event.kind), event.key.as_str(), &event.value[..]))
+        .map_err(StoreError::backend)?;
+    let compacted = trim_history(&mut events, event.rev, limit, counters.compacted)?;
+    let mut meta = txn.open_table(META).map_err(StoreError::backend)?;
+    meta.insert(META_REVISION, event.rev).map_err(StoreError::backend)?;
+    meta.insert(META_COMPACTED, compacted).map_err(StoreError::backend)?;
+    Ok(Counters {
+        rev: event.rev,
+        compacted,
+    })
 }
 
 /// Drops events older than the last `limit` before `rev`; returns the new compacted revision.
@@ -159,24 +245,12 @@ fn read_counters(meta: &impl ReadableTable<&'static str, u64>) -> Result<Counter
     })
 }
 
-fn kind_code(kind: EventKind) -> u8 {
-    match kind {
-        EventKind::Added => 1,
-        EventKind::Modified => 2,
-        EventKind::Deleted => 3,
-    }
-}
-
-fn kind_from_code(code: u8, rev: u64) -> Result<EventKind, StoreError> {
-    match code {
-        1 => Ok(EventKind::Added),
-        2 => Ok(EventKind::Modified),
-        3 => Ok(EventKind::Deleted),
-        _ => Err(StoreError::Corrupt {
-            key: format!("event at revision {rev}"),
-            reason: format!("unknown kind {code}"),
-        }),
-    }
+/// The kind stored with the event at `rev`, or why it is not one.
+fn event_kind(code: u8, rev: u64) -> Result<EventKind, StoreError> {
+    kind_from_code(code).ok_or_else(|| StoreError::Corrupt {
+        key: format!("event at revision {rev}"),
+        reason: format!("unknown kind {code}"),
+    })
 }
 
 impl Store for RedbStore {
@@ -226,11 +300,11 @@ impl Store for RedbStore {
     fn watch(&self, prefix: &str, from_rev: u64) -> Result<WatchStream, StoreError> {
         validate_prefix(prefix)?;
         // Under the write lock: no write commits between reading the history and subscribing.
-        let counters = self.lock();
-        if from_rev < counters.compacted {
+        let state = self.lock();
+        if from_rev < state.counters.compacted {
             return Err(StoreError::Compacted {
                 requested: from_rev,
-                oldest: counters.compacted,
+                oldest: state.counters.compacted,
             });
         }
         let txn = self.db.begin_read().map_err(StoreError::backend)?;
@@ -246,18 +320,18 @@ impl Store for RedbStore {
             if !key.starts_with(prefix) {
                 continue;
             }
-            let kind = kind_from_code(code, rev)?;
-            history.push(WatchEvent {
+            let kind = event_kind(code, rev)?;
+            history.push(WatchEvent::new(
                 kind,
-                key: key.to_owned(),
-                value: Bytes::copy_from_slice(bytes),
+                key.to_owned(),
+                Bytes::copy_from_slice(bytes),
                 rev,
-            });
+            ));
         }
         Ok(self.hub.subscribe(prefix, from_rev, history))
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
-        Ok(self.lock().rev)
+        Ok(self.lock().counters.rev)
     }
 }

@@ -57,12 +57,7 @@ async fn next_event(w: &mut WatchStream) -> WatchEvent {
 }
 
 fn ev(kind: EventKind, key: &str, value: &str, rev: u64) -> WatchEvent {
-    WatchEvent {
-        kind,
-        key: key.to_owned(),
-        value: obj(value),
-        rev,
-    }
+    WatchEvent::new(kind, key.to_owned(), obj(value), rev)
 }
 
 #[test]
@@ -387,6 +382,88 @@ fn redb_corrupt_event_is_an_error_naming_it() {
     }
 }
 
+/// The log beside a database created at `db`, holding `events` as a crash would leave them.
+fn write_log(db: &std::path::Path, events: &[WatchEvent]) {
+    let bytes: Vec<u8> = events.iter().flat_map(super::wal::encode).collect();
+    let mut log = db.as_os_str().to_owned();
+    log.push("-wal");
+    std::fs::write(PathBuf::from(log), bytes).unwrap();
+}
+
+#[tokio::test]
+async fn redb_open_applies_the_log_beyond_the_last_checkpoint() {
+    let dir = TempDir::new("replay");
+    {
+        let store = RedbStore::open(dir.db()).unwrap();
+        store.create("/core/configmaps/ns/a", obj("a1")).unwrap();
+    }
+    // redb holds revision 1; the log also holds 1 (already checkpointed) and 2..=4.
+    write_log(
+        &dir.db(),
+        &[
+            ev(EventKind::Added, "/core/configmaps/ns/a", "a1", 1),
+            ev(EventKind::Added, "/core/configmaps/ns/b", "b1", 2),
+            ev(EventKind::Modified, "/core/configmaps/ns/a", "a2", 3),
+            ev(EventKind::Deleted, "/core/configmaps/ns/b", "b1", 4),
+        ],
+    );
+    let store = RedbStore::open(dir.db()).unwrap();
+    assert_eq!(store.revision().unwrap(), 4);
+    assert_eq!(store.get("/core/configmaps/ns/a").unwrap(), Some((obj("a2"), 3)));
+    assert_eq!(store.get("/core/configmaps/ns/b").unwrap(), None);
+    let mut w = store.watch("/core/configmaps/", 1).unwrap();
+    assert_eq!(
+        next_event(&mut w).await,
+        ev(EventKind::Added, "/core/configmaps/ns/b", "b1", 2)
+    );
+    assert_eq!(
+        next_event(&mut w).await,
+        ev(EventKind::Modified, "/core/configmaps/ns/a", "a2", 3)
+    );
+    assert_eq!(
+        next_event(&mut w).await,
+        ev(EventKind::Deleted, "/core/configmaps/ns/b", "b1", 4)
+    );
+    // The next write follows the replayed ones, and survives another reopen.
+    assert_eq!(store.create("/core/configmaps/ns/c", obj("c1")).unwrap(), 5);
+    drop(store);
+    let store = RedbStore::open(dir.db()).unwrap();
+    assert_eq!(store.revision().unwrap(), 5);
+    assert_eq!(store.get("/core/configmaps/ns/c").unwrap(), Some((obj("c1"), 5)));
+}
+
+#[test]
+fn redb_open_refuses_a_log_with_a_missing_record() {
+    let dir = TempDir::new("gap");
+    drop(RedbStore::open(dir.db()).unwrap());
+    write_log(
+        &dir.db(),
+        &[
+            ev(EventKind::Added, "/core/configmaps/ns/a", "a", 1),
+            ev(EventKind::Added, "/core/configmaps/ns/b", "b", 3),
+        ],
+    );
+    let err = RedbStore::open(dir.db()).err().expect("a gap is an error");
+    assert!(
+        err.to_string().contains("log record at revision 3") && err.to_string().contains("revision 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn redb_checkpoints_keep_every_write_across_reopens() {
+    let dir = TempDir::new("checkpoint");
+    {
+        let store = RedbStore::open_with(&dir.db(), HISTORY_LIMIT, 3).unwrap();
+        for i in 0..10 {
+            store.create(&format!("/core/configmaps/ns/c{i}"), obj("x")).unwrap();
+        }
+    }
+    let store = RedbStore::open_with(&dir.db(), HISTORY_LIMIT, 3).unwrap();
+    let (items, rev) = store.list("/core/configmaps/ns/").unwrap();
+    assert_eq!((items.len(), rev), (10, 10));
+}
+
 /// Set to a database path, makes `crash_child_writes_until_killed` write; unset, it does nothing.
 const CRASH_DB_ENV: &str = "CAPSTAN_STORE_CRASH_DB";
 
@@ -397,7 +474,8 @@ fn crash_child_writes_until_killed() {
     let Some(path) = std::env::var_os(CRASH_DB_ENV) else {
         return;
     };
-    let store = RedbStore::open(PathBuf::from(path)).expect("child opens the store");
+    // Checkpoint often, so the kill lands with writes both in redb and only in the log.
+    let store = RedbStore::open_with(&PathBuf::from(path), HISTORY_LIMIT, 16).expect("child opens the store");
     let mut out = std::io::stdout().lock();
     for i in 0..1_000_000 {
         let key = format!("/core/configmaps/crash/cm-{i}");
@@ -463,5 +541,36 @@ fn sigkill_mid_burst_loses_no_acknowledged_write() {
         items.len() >= acked.len() && rev as usize == items.len(),
         "{} items at revision {rev}",
         items.len()
+    );
+}
+
+#[tokio::test]
+async fn watchers_of_one_event_share_what_one_of_them_decoded() {
+    let store = MemStore::new();
+    let mut a = store.watch("/core/pods/", 0).unwrap();
+    let mut b = store.watch("/core/pods/ns/", 0).unwrap();
+    store.create("/core/pods/ns/p", obj("7")).unwrap();
+    let (ea, eb) = (next_event(&mut a).await, next_event(&mut b).await);
+    let decodes = AtomicUsize::new(0);
+    let decode = |e: &WatchEvent| {
+        e.decoded.get_or_decode(|| {
+            decodes.fetch_add(1, Ordering::SeqCst);
+            std::str::from_utf8(&e.value).ok()?.parse::<u32>().ok()
+        })
+    };
+    let (da, db) = (decode(&ea).unwrap(), decode(&eb).unwrap());
+    assert!(
+        std::sync::Arc::ptr_eq(&da, &db),
+        "both watchers hold one decoded object"
+    );
+    assert_eq!((*da, decodes.load(Ordering::SeqCst)), (7, 1));
+    // Another type is decoded on its own; a failed decode is not cached.
+    assert_eq!(ea.decoded.get_or_decode(|| None::<String>), None);
+    assert_eq!(
+        ea.decoded
+            .get_or_decode(|| Some("x".to_owned()))
+            .as_deref()
+            .map(String::as_str),
+        Some("x")
     );
 }
