@@ -4,7 +4,9 @@
 //! reported DELETED, one that starts matching ADDED.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
@@ -38,6 +40,45 @@ impl Event {
         line.push(b'\n');
         line
     }
+}
+
+/// One event of a watch as an informer takes it: the object typed, and for a live event
+/// shared with every other watcher of the same type in this process (decoded once).
+pub struct SharedEvent<T> {
+    pub kind: &'static str,
+    /// `namespace/name`; `/name` for a cluster-scoped object.
+    pub key: String,
+    pub object: Arc<T>,
+    pub rev: u64,
+}
+
+impl<T: DeserializeOwned> SharedEvent<T> {
+    /// The typed event of one watch's own event; `None` when the object is not a `T`.
+    fn decode(event: Event) -> Option<Self> {
+        let (key, rev) = informer_key(&event.object);
+        let object = serde_json::from_value::<T>(event.object).ok()?;
+        Some(SharedEvent {
+            kind: event.kind,
+            key,
+            object: Arc::new(object),
+            rev,
+        })
+    }
+}
+
+/// An object's `namespace/name` and resourceVersion.
+fn informer_key(object: &Value) -> (String, u64) {
+    let meta = &object["metadata"];
+    let key = format!(
+        "{}/{}",
+        meta["namespace"].as_str().unwrap_or_default(),
+        meta["name"].as_str().unwrap_or_default()
+    );
+    let rev = meta["resourceVersion"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (key, rev)
 }
 
 /// A watch in progress.
@@ -166,6 +207,52 @@ impl ApiWatch {
                 self.matching.insert(event.key);
             }
             return Some(Event { kind, object });
+        }
+    }
+
+    /// The next event, typed, for an informer. A live event's object is decoded once for
+    /// every watcher of `T` (see [`Decoded`](crate::store::Decoded)); objects that are not a
+    /// `T` are skipped. Watches with selectors decode their own, as [`next`](Self::next).
+    pub async fn next_shared<T: DeserializeOwned + Send + Sync + 'static>(&mut self) -> Option<SharedEvent<T>> {
+        if self.list.labels.is_some() || self.list.fields.is_some() || !self.initial.is_empty() {
+            loop {
+                let event = self.next().await?;
+                if let Some(shared) = SharedEvent::decode(event) {
+                    return Some(shared);
+                }
+            }
+        }
+        loop {
+            let event = self.stream.next().await?.ok()?;
+            let decode = || {
+                let object = decode_stored(&event.key, &event.value, event.rev).ok()?;
+                let (key, _) = informer_key(&object);
+                Some((key, Arc::new(serde_json::from_value::<T>(object).ok()?)))
+            };
+            let Some(shared) = event.decoded.get_or_decode(decode) else {
+                continue;
+            };
+            // Without selectors every object matches: only ADDED for an object first seen
+            // after a complete start differs from the store's kind.
+            let kind = match event.kind {
+                EventKind::Deleted => {
+                    self.matching.remove(&event.key);
+                    "DELETED"
+                }
+                EventKind::Added => "ADDED",
+                EventKind::Modified if self.complete && !self.matching.contains(&event.key) => "ADDED",
+                EventKind::Modified => "MODIFIED",
+            };
+            if kind != "DELETED" {
+                self.matching.insert(event.key);
+            }
+            let (key, object) = &*shared;
+            return Some(SharedEvent {
+                kind,
+                key: key.clone(),
+                object: Arc::clone(object),
+                rev: event.rev,
+            });
         }
     }
 }

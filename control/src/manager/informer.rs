@@ -30,16 +30,7 @@ pub struct Informer<T> {
     pub seen: u64,
 }
 
-fn object_key(object: &serde_json::Value) -> String {
-    let meta = &object["metadata"];
-    format!(
-        "{}/{}",
-        meta["namespace"].as_str().unwrap_or_default(),
-        meta["name"].as_str().unwrap_or_default()
-    )
-}
-
-impl<T: DeserializeOwned> Informer<T> {
+impl<T: DeserializeOwned + Send + Sync + 'static> Informer<T> {
     pub async fn start(api: &Arc<Api>, info: &'static ResourceInfo) -> Result<Self, ApiError> {
         let watch = api.call(move |a| a.watch(info, None, WatchOptions::default())).await?;
         Ok(Informer {
@@ -54,30 +45,20 @@ impl<T: DeserializeOwned> Informer<T> {
         self.watch.synced()
     }
 
-    /// The next change, applied to the cache; `None` when the watch ended.
+    /// The next change, applied to the cache; `None` when the watch ended. The object is
+    /// shared with the other informers of `T` (decoded once per write).
     pub async fn next(&mut self) -> Option<Change<T>> {
-        loop {
-            let event = self.watch.next().await?;
-            let rv = event.object["metadata"]["resourceVersion"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            self.seen = self.seen.max(rv);
-            let key = object_key(&event.object);
-            let Ok(object) = serde_json::from_value::<T>(event.object) else {
-                continue;
-            };
-            let object = Arc::new(object);
-            if event.kind == "DELETED" {
-                self.items.remove(&key);
-            } else {
-                self.items.insert(key, Arc::clone(&object));
-            }
-            return Some(Change {
-                kind: event.kind,
-                object,
-            });
+        let event = self.watch.next_shared::<T>().await?;
+        self.seen = self.seen.max(event.rev);
+        if event.kind == "DELETED" {
+            self.items.remove(&event.key);
+        } else {
+            self.items.insert(event.key, Arc::clone(&event.object));
         }
+        Some(Change {
+            kind: event.kind,
+            object: event.object,
+        })
     }
 }
 

@@ -165,17 +165,14 @@ async fn run_once(api: &Arc<Api>) -> Result<(), ApiError> {
     let mut flush = tokio::time::interval(UNSCHEDULABLE_FLUSH);
     loop {
         tokio::select! {
-            event = node_watch.next() => {
+            // Decoded once for every informer of the type; the state keeps its own copy.
+            event = node_watch.next_shared::<Node>() => {
                 let Some(event) = event else { return Ok(()) };
-                if let Ok(node) = serde_json::from_value::<Node>(event.object) {
-                    state.node_event(event.kind, node);
-                }
+                state.node_event(event.kind, Arc::unwrap_or_clone(event.object));
             }
-            event = pod_watch.next() => {
+            event = pod_watch.next_shared::<Pod>() => {
                 let Some(event) = event else { return Ok(()) };
-                if let Ok(pod) = serde_json::from_value::<Pod>(event.object) {
-                    state.pod_event(event.kind, pod);
-                }
+                state.pod_event(event.kind, Arc::unwrap_or_clone(event.object));
             }
             _ = flush.tick() => state.flush(),
         }

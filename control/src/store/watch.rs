@@ -2,12 +2,14 @@
 //!
 //! Backends publish each event after its write has committed, while still holding their write
 //! lock, and take the replay and subscribe under the same lock; so a watcher sees every
-//! revision after `from_rev` exactly once, in order. Live events go through one tokio broadcast
-//! channel of [`WATCH_BUFFER`] events: writers never wait, and a watcher that falls more than
-//! that far behind (counting events for every key, not only its prefix) gets
+//! revision after `from_rev` exactly once, in order. Live events go through a tokio broadcast
+//! channel of [`WATCH_BUFFER`] events per watched prefix: a write wakes only the watchers of
+//! prefixes of its key (a process has dozens of watchers, most of them of other resources),
+//! writers never wait, and a watcher that falls more than that far behind gets
 //! [`WatchError::Lagged`] and then the end of the stream.
 
 use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::broadcast;
 
@@ -23,22 +25,30 @@ pub enum WatchError {
     Lagged { resume_from: u64 },
 }
 
-/// The live side of a store's watches.
+/// The live side of a store's watches: one channel per watched prefix.
 pub(super) struct Hub {
-    tx: broadcast::Sender<WatchEvent>,
+    channels: Mutex<Vec<(String, broadcast::Sender<WatchEvent>)>>,
 }
 
 impl Hub {
     pub(super) fn new() -> Self {
         Hub {
-            tx: broadcast::channel(WATCH_BUFFER).0,
+            channels: Mutex::new(Vec::new()),
         }
     }
 
-    /// Sends a committed event to every watcher. Call under the backend's write lock.
+    /// Sends a committed event to the watchers of every prefix of its key. Call under the
+    /// backend's write lock.
     pub(super) fn publish(&self, event: WatchEvent) {
-        // An error only means that nobody is watching.
-        let _ = self.tx.send(event);
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        // A prefix nobody watches any more is forgotten.
+        channels.retain(|(_, tx)| tx.receiver_count() > 0);
+        for (prefix, tx) in channels.iter() {
+            if event.key.starts_with(prefix.as_str()) {
+                // An error only means that the last watcher just went.
+                let _ = tx.send(event.clone());
+            }
+        }
     }
 
     /// A watch that replays `history` (events after `from_rev`, in revision order) and then
@@ -48,10 +58,18 @@ impl Hub {
             .into_iter()
             .filter(|e| e.rev > from_rev && e.key.starts_with(prefix))
             .collect();
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        let live = match channels.iter().find(|(p, _)| p == prefix) {
+            Some((_, tx)) => tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(WATCH_BUFFER);
+                channels.push((prefix.to_owned(), tx));
+                rx
+            }
+        };
         WatchStream {
-            prefix: prefix.to_owned(),
             replay,
-            live: self.tx.subscribe(),
+            live,
             seen: from_rev,
             ended: false,
         }
@@ -60,10 +78,9 @@ impl Hub {
 
 /// The events of one watch. Dropping it ends the watch.
 pub struct WatchStream {
-    prefix: String,
     replay: VecDeque<WatchEvent>,
     live: broadcast::Receiver<WatchEvent>,
-    /// The highest revision this watch has passed, delivered or filtered out.
+    /// The highest revision this watch has delivered (or, before any, started from).
     seen: u64,
     ended: bool,
 }
@@ -83,9 +100,7 @@ impl WatchStream {
                 Ok(event) if event.rev <= self.seen => continue,
                 Ok(event) => {
                     self.seen = event.rev;
-                    if event.key.starts_with(&self.prefix) {
-                        return Some(Ok(event));
-                    }
+                    return Some(Ok(event));
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     self.ended = true;
@@ -99,7 +114,7 @@ impl WatchStream {
         }
     }
 
-    /// The highest revision this watch has passed: resuming from it loses nothing.
+    /// The highest revision this watch has delivered: resuming from it loses nothing.
     pub fn revision(&self) -> u64 {
         self.seen
     }
