@@ -9,7 +9,7 @@
 //! timeout gets 504; one whose workload cannot be scaled gets 503, saying why.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -121,8 +121,8 @@ struct Wake {
     started: Instant,
     /// Why scaling up failed, if it did.
     failed: OnceLock<String>,
-    /// Whether its cold start has been recorded.
-    recorded: AtomicBool,
+    /// How long after `started` a held request first found a ready pod.
+    ready_after: OnceLock<Duration>,
     /// Told when a held request found a ready pod (a permit is kept if nobody waits yet).
     done: tokio::sync::Notify,
 }
@@ -239,7 +239,7 @@ impl Activator {
         let wake = Arc::new(Wake {
             started: Instant::now(),
             failed: OnceLock::new(),
-            recorded: AtomicBool::new(false),
+            ready_after: OnceLock::new(),
             done: tokio::sync::Notify::new(),
         });
         wakes.insert(workload.clone(), Arc::clone(&wake));
@@ -250,15 +250,21 @@ impl Activator {
                 Err(e) => {
                     let _ = task_wake.failed.set(e.to_string());
                 }
-                // The event is written once the wake is over: on the way it would only
-                // hold up the writes that bring the pod up.
+                // The cold start is counted, and the event written, once the wake is over:
+                // on the way the event would only hold up the writes that bring the pod up.
+                // A wake that found the workload already scaled up (`Ok(false)`) is no cold
+                // start.
                 Ok(true) => {
-                    let message = match tokio::time::timeout(timeout, task_wake.done.notified()).await {
-                        Ok(()) => format!(
-                            "Scaled up to 1 replica from zero: a request arrived; a pod was ready after {} ms",
-                            task_wake.started.elapsed().as_millis()
-                        ),
-                        Err(_) => "Scaled up to 1 replica from zero: a request arrived".to_owned(),
+                    let woken = tokio::time::timeout(timeout, task_wake.done.notified()).await;
+                    let message = match (woken, task_wake.ready_after.get()) {
+                        (Ok(()), Some(after)) => {
+                            api.metrics().observe_cold_start(*after);
+                            format!(
+                                "Scaled up to 1 replica from zero: a request arrived; a pod was ready after {} ms",
+                                after.as_millis()
+                            )
+                        }
+                        _ => "Scaled up to 1 replica from zero: a request arrived".to_owned(),
                     };
                     let _ = api
                         .call(move |api| note(api, &workload, "ScaledFromZero", &message))
@@ -271,12 +277,11 @@ impl Activator {
     }
 
     /// A held request found a ready endpoint: the wakes are over; their cold start (from the
-    /// wake's first held request to its first ready endpoint) is recorded once.
+    /// wake's first held request to its first ready endpoint) is taken once.
     fn woken(&self, workloads: &[Workload], wakes: &[Arc<Wake>]) {
         let mut current = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
         for (workload, wake) in workloads.iter().zip(wakes) {
-            if !wake.recorded.swap(true, Ordering::Relaxed) {
-                self.api.metrics().observe_cold_start(wake.started.elapsed());
+            if wake.ready_after.set(wake.started.elapsed()).is_ok() {
                 wake.done.notify_one();
             }
             if current.get(workload).is_some_and(|w| Arc::ptr_eq(w, wake)) {

@@ -351,7 +351,13 @@ impl Forwarder {
     /// activator while the workload behind the Service wakes, if it is opted in.
     async fn forward(&self, backend: &Backend, turn: usize, client: &str, req: Request) -> Response {
         let _in_flight = self.services.traffic.track(&backend.namespace, &backend.service);
-        let mut req = match self.to_endpoint(backend, turn, client, req).await {
+        let req = match self.to_endpoint(backend, turn, client, req).await {
+            Ok(resp) => return resp,
+            Err(req) => req,
+        };
+        // Right after a wake the pod may be ready before its Endpoints are written: such a
+        // request needs no hold (and is no cold start).
+        let mut req = match self.to_ready_pod(backend, turn, client, req).await {
             Ok(resp) => return resp,
             Err(req) => req,
         };
@@ -381,16 +387,10 @@ impl Forwarder {
             }
             // A pod of this process is ready before the Endpoints say so (its status is on
             // its way through the API): the first request of a wake goes to it directly.
-            if let Some(endpoint) = self.ready_pod(backend) {
-                let direct = Backend {
-                    endpoints: vec![endpoint],
-                    ..backend.clone()
-                };
-                req = match self.to_endpoint(&direct, turn, client, req).await {
-                    Ok(resp) => return resp,
-                    Err(req) => req,
-                };
-            }
+            req = match self.to_ready_pod(backend, turn, client, req).await {
+                Ok(resp) => return resp,
+                Err(req) => req,
+            };
             // An endpoint in another process counts as ready while it is listed, though its
             // node may not answer: look again after a pause, and only while the hold lasts.
             if held.elapsed() >= timeout {
@@ -401,6 +401,25 @@ impl Forwarder {
             }
             tokio::time::sleep(REMOTE_RETRY).await;
         }
+    }
+
+    /// Sends `req` to a ready pod of this process that `backend`'s Service selects, if there
+    /// is one (see [`ready_pod`](Self::ready_pod)); gives the request back otherwise.
+    async fn to_ready_pod(
+        &self,
+        backend: &Backend,
+        turn: usize,
+        client: &str,
+        req: Request,
+    ) -> Result<Response, Request> {
+        let Some(endpoint) = self.ready_pod(backend) else {
+            return Err(req);
+        };
+        let direct = Backend {
+            endpoints: vec![endpoint],
+            ..backend.clone()
+        };
+        self.to_endpoint(&direct, turn, client, req).await
     }
 
     /// A ready pod of this process that `backend`'s Service selects and that serves its
