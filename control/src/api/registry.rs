@@ -5,7 +5,7 @@
 //! Objects are stored as JSON without `metadata.resourceVersion`; the store's revision of the
 //! write is the resourceVersion, filled in on every read, as etcd3 storage does.
 //!
-//! The methods are synchronous (a write is one fsync'd store transaction): async callers run
+//! The methods are synchronous (a write is one store transaction, synced to disk): async callers run
 //! them through [`Api::call`], which moves them off the async worker threads.
 
 use std::sync::Arc;

@@ -45,7 +45,7 @@ const REQUEST_BUCKETS: &[f64] = &[
     45.0, 60.0,
 ];
 
-/// A store write is a transaction and an fsync: sub-millisecond in memory, milliseconds on a
+/// A store write is a transaction and a log sync: sub-millisecond in memory, milliseconds on a
 /// disk, seconds only when something is wrong.
 const STORE_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -149,7 +149,7 @@ impl ControlMetrics {
             Family::new_with_constructor(|| Histogram::new(STORE_BUCKETS.iter().copied()));
         registry.register(
             "capstan_store_write_duration_seconds",
-            "Latency of object store writes in seconds (one transaction and its fsync), by operation",
+            "Latency of object store writes in seconds (one transaction and its log sync), by operation",
             store_write_duration.clone(),
         );
         let store_objects = Family::<ObjectLabels, Gauge>::default();

@@ -2,9 +2,10 @@
 //!
 //! A write is durable before the call returns, so an acknowledged write survives `kill -9` or
 //! power loss: its event is appended to the log (`<file>-wal`, see [`wal`](super::wal)) and
-//! synced, then committed to redb without an fsync. Every [`CHECKPOINT_RECORDS`] writes redb
-//! commits durably and the log starts over; opening the file after a crash applies the log's
-//! records that redb's last durable commit does not hold. Tables:
+//! synced, then committed to redb without an fsync. Every [`CHECKPOINT_RECORDS`] writes (or
+//! [`CHECKPOINT_BYTES`] of log) redb commits durably and the log starts over; opening the
+//! file after a crash applies the log's records that redb's last durable commit does not hold.
+//! Tables:
 //!
 //! - `objects`: key → (revision, value bytes)
 //! - `meta`: `revision` (the latest write's revision) and `compacted` (the newest revision whose
@@ -20,7 +21,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::wal::{CHECKPOINT_RECORDS, Wal, kind_code, kind_from_code};
+use super::wal::{CHECKPOINT_BYTES, CHECKPOINT_RECORDS, Wal, kind_code, kind_from_code};
 use super::watch::Hub;
 use super::{
     Entry, EventKind, HISTORY_LIMIT, Store, StoreError, WatchEvent, WatchStream, Write, plan, validate_key,
@@ -156,7 +157,7 @@ impl RedbStore {
             return Err(StoreError::backend(e));
         }
         state.counters = counters;
-        if state.wal.records() >= self.checkpoint_every {
+        if state.wal.records() >= self.checkpoint_every || state.wal.len() >= CHECKPOINT_BYTES {
             // The write is durable in the log whatever happens here; a failed checkpoint is
             // retried at the next write.
             if let Err(e) = self.checkpoint(&mut state.wal) {

@@ -26,6 +26,10 @@ use super::{EventKind, StoreError, WatchEvent};
 /// bounds both the log's size and the work of a replay after a crash.
 pub(super) const CHECKPOINT_RECORDS: u64 = 1024;
 
+/// Log size that calls for a checkpoint before [`CHECKPOINT_RECORDS`] (large objects): the
+/// log is read whole into memory when the store opens.
+pub(super) const CHECKPOINT_BYTES: u64 = 64 << 20;
+
 /// Bytes of record header before the payload: length and checksum.
 const HEADER: usize = 8;
 /// Bytes of payload before the key: revision, kind, key length.
@@ -100,6 +104,11 @@ impl Wal {
     /// Records appended since the log was last emptied.
     pub(super) fn records(&self) -> u64 {
         self.records
+    }
+
+    /// Bytes of records in the log.
+    pub(super) fn len(&self) -> u64 {
+        self.len
     }
 
     /// Empties the log once redb holds everything in it durably.
