@@ -85,7 +85,10 @@ impl WatchEvent {
 /// informers do) rather than once each takes that CPU off every write's path. A cache, not
 /// part of the event: two events are equal whatever either has decoded.
 #[derive(Clone, Default)]
-pub struct Decoded(Arc<Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>>);
+pub struct Decoded(Arc<Mutex<Vec<(TypeId, AnyObject)>>>);
+
+/// One decoded object of some type.
+type AnyObject = Arc<dyn Any + Send + Sync>;
 
 impl Decoded {
     /// The `T` decoded from this event, decoding it with `decode` if no watcher has yet.
@@ -97,7 +100,7 @@ impl Decoded {
             return Arc::clone(found).downcast::<T>().ok();
         }
         let decoded = Arc::new(decode()?);
-        cache.push((id, Arc::clone(&decoded) as Arc<dyn Any + Send + Sync>));
+        cache.push((id, Arc::clone(&decoded) as AnyObject));
         Some(decoded)
     }
 }
