@@ -574,3 +574,20 @@ async fn watchers_of_one_event_share_what_one_of_them_decoded() {
         Some("x")
     );
 }
+
+#[tokio::test]
+async fn writes_to_other_prefixes_never_make_a_watcher_lag() {
+    for (name, store, _dir) in backends(HISTORY_LIMIT) {
+        let mut pods = store.watch("/core/pods/", store.revision().unwrap()).unwrap();
+        // More unrelated writes than a watcher may fall behind by.
+        for i in 0..WATCH_BUFFER + 10 {
+            store.create(&format!("/core/configmaps/ns/c{i}"), obj("x")).unwrap();
+        }
+        let rev = store.create("/core/pods/ns/p", obj("p")).unwrap();
+        assert_eq!(
+            next_event(&mut pods).await,
+            ev(EventKind::Added, "/core/pods/ns/p", "p", rev),
+            "{name}"
+        );
+    }
+}
