@@ -154,8 +154,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// An earlier failure left the log out of line with the database; writes are refused
-    /// until the store is reopened (which replays the log).
+    /// A failed write could not be cut back out of the write-ahead log; writes are refused
+    /// until the store is reopened (which replays the log and cuts a torn tail).
     #[error("store refuses writes until it is reopened: {0}")]
     Broken(String),
 }

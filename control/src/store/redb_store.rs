@@ -51,9 +51,6 @@ pub struct RedbStore {
 struct State {
     counters: Counters,
     wal: Wal,
-    /// Set when the log could not be brought back in line with redb after a failed commit:
-    /// further writes would reuse a revision the log already holds, so they are refused.
-    broken: Option<String>,
 }
 
 /// The committed values of the `meta` table.
@@ -109,11 +106,7 @@ impl RedbStore {
         }
         Ok(RedbStore {
             db,
-            state: Mutex::new(State {
-                counters,
-                wal,
-                broken: None,
-            }),
+            state: Mutex::new(State { counters, wal }),
             hub: Hub::new(),
             history_limit,
             checkpoint_every: checkpoint_every.max(1),
@@ -129,9 +122,6 @@ impl RedbStore {
     fn write(&self, key: &str, write: Write) -> Result<WatchEvent, StoreError> {
         validate_key(key)?;
         let mut state = self.lock();
-        if let Some(reason) = &state.broken {
-            return Err(StoreError::Broken(reason.clone()));
-        }
         let mut txn = self.db.begin_write().map_err(StoreError::backend)?;
         // The log makes the write durable; redb is made durable at checkpoints.
         txn.set_durability(Durability::None).map_err(StoreError::backend)?;
@@ -148,13 +138,10 @@ impl RedbStore {
         // Durable from here: the commit only makes it visible.
         state.wal.append(&event)?;
         if let Err(e) = txn.commit() {
-            if let Err(undo) = state.wal.undo(&event) {
-                state.broken = Some(format!(
-                    "revision {} is in the log but its commit failed ({e}) and could not be undone ({undo})",
-                    event.rev
-                ));
-            }
-            return Err(StoreError::backend(e));
+            let failed = StoreError::backend(e);
+            // A log that cannot be cut back refuses the next writes itself.
+            let _ = state.wal.undo(&event, &failed);
+            return Err(failed);
         }
         state.counters = counters;
         if state.wal.records() >= self.checkpoint_every || state.wal.len() >= CHECKPOINT_BYTES {

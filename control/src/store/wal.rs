@@ -43,6 +43,10 @@ pub(super) struct Wal {
     len: u64,
     /// Records since the last checkpoint.
     records: u64,
+    /// Why the log can no longer be appended to: a failed write or commit could not be cut
+    /// back out of it, so a next record would follow garbage or reuse a revision. Reopening
+    /// the store (which replays the log and cuts a torn tail) is the way out.
+    broken: Option<String>,
 }
 
 impl Wal {
@@ -75,6 +79,7 @@ impl Wal {
             path: path.to_owned(),
             len: valid as u64,
             records: events.len() as u64,
+            broken: None,
         };
         Ok((wal, events))
     }
@@ -82,23 +87,35 @@ impl Wal {
     /// Appends `event` and syncs it to disk. On failure the log is cut back to where it was,
     /// so a failed write leaves no record behind.
     pub(super) fn append(&mut self, event: &WatchEvent) -> Result<(), StoreError> {
+        if let Some(reason) = &self.broken {
+            return Err(StoreError::Broken(reason.clone()));
+        }
         let record = encode(event);
         let written = self.file.write_all(&record).and_then(|()| self.file.sync_data());
         if let Err(source) = written {
-            self.truncate(self.len)?;
-            return Err(self.error(source));
+            let failed = self.error(source);
+            self.cut_back(self.len, &failed)?;
+            return Err(failed);
         }
         self.len += record.len() as u64;
         self.records += 1;
         Ok(())
     }
 
-    /// Undoes the last [`append`](Self::append) of `event` (its redb commit failed).
-    pub(super) fn undo(&mut self, event: &WatchEvent) -> Result<(), StoreError> {
+    /// Undoes the last [`append`](Self::append) of `event`, whose redb commit failed
+    /// (`why`). If that fails too, the log refuses further appends.
+    pub(super) fn undo(&mut self, event: &WatchEvent, why: &StoreError) -> Result<(), StoreError> {
         let len = self.len - encode(event).len() as u64;
-        self.truncate(len)?;
+        self.cut_back(len, why)?;
         self.records -= 1;
         Ok(())
+    }
+
+    /// Cuts the log back to `len` after `why`; a log that cannot be cut is broken.
+    fn cut_back(&mut self, len: u64, why: &StoreError) -> Result<(), StoreError> {
+        self.truncate(len).inspect_err(|e| {
+            self.broken = Some(format!("{why}, and the log could not be cut back: {e}"));
+        })
     }
 
     /// Records appended since the log was last emptied.
@@ -253,7 +270,7 @@ mod tests {
         drop(wal);
         let (mut wal, events) = Wal::open(&path).unwrap();
         assert_eq!(events, vec![a.clone(), b.clone()]);
-        wal.undo(&b).unwrap();
+        wal.undo(&b, &StoreError::Broken("test".into())).unwrap();
         wal.reset().unwrap();
         drop(wal);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
