@@ -25,7 +25,7 @@ mod wal;
 mod watch;
 
 use std::any::{Any, TypeId};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use bytes::Bytes;
 
@@ -84,23 +84,34 @@ impl WatchEvent {
 /// same type in this process; decoding its JSON once for all of them (as client-go's shared
 /// informers do) rather than once each takes that CPU off every write's path. A cache, not
 /// part of the event: two events are equal whatever either has decoded.
+///
+/// It holds the objects weakly: the watch channels keep their last events for slow watchers,
+/// and must not keep every decoded object of them alive too. An object lives as long as a
+/// watcher holds it (an informer, while it is the current state); one decoded after that is
+/// decoded again.
 #[derive(Clone, Default)]
 pub struct Decoded(Arc<Mutex<Vec<(TypeId, AnyObject)>>>);
 
-/// One decoded object of some type.
-type AnyObject = Arc<dyn Any + Send + Sync>;
+/// One decoded object of some type, held weakly.
+type AnyObject = Weak<dyn Any + Send + Sync>;
 
 impl Decoded {
-    /// The `T` decoded from this event, decoding it with `decode` if no watcher has yet.
+    /// The `T` decoded from this event, decoding it with `decode` if no watcher holds one.
     /// `None` (not cached) when `decode` fails.
     pub fn get_or_decode<T: Any + Send + Sync>(&self, decode: impl FnOnce() -> Option<T>) -> Option<Arc<T>> {
         let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let id = TypeId::of::<T>();
-        if let Some((_, found)) = cache.iter().find(|(t, _)| *t == id) {
-            return Arc::clone(found).downcast::<T>().ok();
+        if let Some(found) = cache
+            .iter()
+            .find(|(t, _)| *t == id)
+            .and_then(|(_, weak)| weak.upgrade()?.downcast::<T>().ok())
+        {
+            return Some(found);
         }
         let decoded = Arc::new(decode()?);
-        cache.push((id, Arc::clone(&decoded) as AnyObject));
+        let weak: AnyObject = Arc::downgrade(&decoded) as AnyObject;
+        cache.retain(|(t, _)| *t != id);
+        cache.push((id, weak));
         Some(decoded)
     }
 }

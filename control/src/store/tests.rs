@@ -564,6 +564,10 @@ async fn watchers_of_one_event_share_what_one_of_them_decoded() {
         "both watchers hold one decoded object"
     );
     assert_eq!((*da, decodes.load(Ordering::SeqCst)), (7, 1));
+    // Once no watcher holds it, the cache keeps nothing: a later watcher decodes again.
+    drop((da, db));
+    assert_eq!(*decode(&ea).unwrap(), 7);
+    assert_eq!(decodes.load(Ordering::SeqCst), 2);
     // Another type is decoded on its own; a failed decode is not cached.
     assert_eq!(ea.decoded.get_or_decode(|| None::<String>), None);
     assert_eq!(
