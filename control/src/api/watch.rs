@@ -81,6 +81,17 @@ fn informer_key(object: &Value) -> (String, u64) {
     (key, rev)
 }
 
+/// An informer's key of the object stored at `key` (`/{group}/{resource}/{rest}`): `rest` is
+/// `namespace/name`, or for a cluster-scoped object `name`, which an informer keys `/name`.
+fn key_in_collection(key: &str) -> String {
+    let rest = key.splitn(4, '/').nth(3).unwrap_or_default();
+    if rest.contains('/') {
+        rest.to_owned()
+    } else {
+        format!("/{rest}")
+    }
+}
+
 /// A watch in progress.
 pub struct ApiWatch {
     initial: VecDeque<Event>,
@@ -224,14 +235,13 @@ impl ApiWatch {
         }
         loop {
             let event = self.stream.next().await?.ok()?;
-            let decode = || {
-                let object = decode_stored(&event.key, &event.value, event.rev).ok()?;
-                let (key, _) = informer_key(&object);
-                Some((key, Arc::new(serde_json::from_value::<T>(object).ok()?)))
-            };
-            let Some(shared) = event.decoded.get_or_decode(decode) else {
+            // The cache holds what informers keep (the `T` itself), so it stays shared while
+            // they hold it.
+            let decode = || serde_json::from_value::<T>(decode_stored(&event.key, &event.value, event.rev).ok()?).ok();
+            let Some(object) = event.decoded.get_or_decode(decode) else {
                 continue;
             };
+            let key = key_in_collection(&event.key);
             // Without selectors every object matches: only ADDED for an object first seen
             // after a complete start differs from the store's kind.
             let kind = match event.kind {
@@ -246,13 +256,31 @@ impl ApiWatch {
             if kind != "DELETED" {
                 self.matching.insert(event.key);
             }
-            let (key, object) = &*shared;
             return Some(SharedEvent {
                 kind,
-                key: key.clone(),
-                object: Arc::clone(object),
+                key,
+                object,
                 rev: event.rev,
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_informer_keys_a_stored_object_as_from_its_metadata() {
+        for (key, object) in [
+            ("/core/pods/ns/p", json!({"metadata": {"namespace": "ns", "name": "p"}})),
+            (
+                "/apps/deployments/default/web",
+                json!({"metadata": {"namespace": "default", "name": "web"}}),
+            ),
+            ("/core/nodes/node-1", json!({"metadata": {"name": "node-1"}})),
+        ] {
+            assert_eq!(key_in_collection(key), informer_key(&object).0, "{key}");
         }
     }
 }
