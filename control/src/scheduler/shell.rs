@@ -62,9 +62,9 @@ fn terminal(pod: &Pod) -> bool {
 struct State {
     nodes: BTreeMap<String, Node>,
     /// Bound, running pods by key, with their node.
-    bound: HashMap<String, (String, Pod)>,
+    bound: HashMap<String, (String, Arc<Pod>)>,
     /// Pods waiting for a node, by key.
-    pending: HashMap<String, Pod>,
+    pending: HashMap<String, Arc<Pod>>,
     /// Pending pods to try now.
     active: BTreeSet<String>,
     /// The last unschedulable message written per pod, so it is written once.
@@ -78,7 +78,7 @@ impl State {
     fn snapshot(&mut self) -> &mut Snapshot {
         self.snapshot.get_or_insert_with(|| {
             let nodes: Vec<Node> = self.nodes.values().cloned().collect();
-            let pods: Vec<Pod> = self.bound.values().map(|(_, p)| p.clone()).collect();
+            let pods: Vec<Pod> = self.bound.values().map(|(_, p)| (**p).clone()).collect();
             Snapshot::new(&nodes, &pods)
         })
     }
@@ -99,7 +99,9 @@ impl State {
         self.flush();
     }
 
-    fn pod_event(&mut self, kind: &str, pod: Pod) {
+    /// Takes the pod as the informers share it: holding it keeps it shared (see
+    /// [`Decoded`](crate::store::Decoded)), where a copy would make them decode it again.
+    fn pod_event(&mut self, kind: &str, pod: Arc<Pod>) {
         let key = key_of(&pod);
         let wanted = pod
             .spec
@@ -165,14 +167,14 @@ async fn run_once(api: &Arc<Api>) -> Result<(), ApiError> {
     let mut flush = tokio::time::interval(UNSCHEDULABLE_FLUSH);
     loop {
         tokio::select! {
-            // Decoded once for every informer of the type; the state keeps its own copy.
+            // Decoded once for every informer of the type.
             event = node_watch.next_shared::<Node>() => {
                 let Some(event) = event else { return Ok(()) };
                 state.node_event(event.kind, Arc::unwrap_or_clone(event.object));
             }
             event = pod_watch.next_shared::<Pod>() => {
                 let Some(event) = event else { return Ok(()) };
-                state.pod_event(event.kind, Arc::unwrap_or_clone(event.object));
+                state.pod_event(event.kind, event.object);
             }
             _ = flush.tick() => state.flush(),
         }
@@ -187,11 +189,11 @@ async fn run_once(api: &Arc<Api>) -> Result<(), ApiError> {
 /// choosing preemption victims for a pod that fits nowhere (the writes that report it are
 /// not counted).
 async fn cycle(api: &Arc<Api>, state: &mut State) {
-    let mut batch: Vec<Pod> = std::mem::take(&mut state.active)
+    let mut batch: Vec<Arc<Pod>> = std::mem::take(&mut state.active)
         .into_iter()
         .filter_map(|k| state.pending.get(&k).cloned())
         .collect();
-    batch.sort_by(queue_order);
+    batch.sort_by(|a, b| queue_order(a, b));
     for pod in batch {
         let key = key_of(&pod);
         let started = Instant::now();
@@ -218,13 +220,13 @@ async fn cycle(api: &Arc<Api>, state: &mut State) {
                 match bound {
                     Ok(_) => {
                         // Assume the binding now, so the next pod sees the room it takes.
-                        let mut assumed = pod.clone();
+                        let mut assumed = (*pod).clone();
                         if let Some(spec) = assumed.spec.as_mut() {
                             spec.node_name = Some(node.clone());
                         }
-                        state.pod_event("MODIFIED", assumed);
+                        state.pod_event("MODIFIED", Arc::new(assumed));
                         let message = format!("Successfully assigned {key} to {node}");
-                        let value = serde_json::to_value(&pod).unwrap_or(Value::Null);
+                        let value = serde_json::to_value(&*pod).unwrap_or(Value::Null);
                         let _ = api
                             .call(move |a| {
                                 events::record(a, &value, "Pod", "Normal", "Scheduled", &message, SCHEDULER_NAME);
