@@ -556,23 +556,17 @@ fn at_zero(api: &Api, name: &str) -> bool {
     replicas == Some(0) && pods == Some(0)
 }
 
-/// The store's revision, as a list reports it.
-fn revision(api: &Api) -> Option<String> {
-    let namespaces = find("", "v1", "namespaces").expect("served");
-    let list = api.list(namespaces, None, &ListOptions::default()).ok()?;
-    list["metadata"]["resourceVersion"].as_str().map(str::to_owned)
-}
-
 /// Waits until the workload is at zero and the cluster has settled there: no write for
 /// `QUIET` (the scale-down's status, Endpoints and event writes are over), as a workload that
 /// has sat idle at zero is when a request wakes it. False if that takes `READY_DEADLINE`.
 async fn settled_at_zero(api: &Api, name: &str) -> bool {
     const QUIET: Duration = Duration::from_millis(200);
     let end = Instant::now() + READY_DEADLINE;
-    let mut last = (revision(api), Instant::now());
+    let revision = || api.store().revision().ok();
+    let mut last = (revision(), Instant::now());
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let now = revision(api);
+        let now = revision();
         if now != last.0 {
             last = (now, Instant::now());
         } else if last.1.elapsed() >= QUIET && at_zero(api, name) {
