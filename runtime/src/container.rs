@@ -6,6 +6,7 @@
 //! SIGABRT), reason `Error`, the trap as message. Growth past the memory limit is
 //! `OOMKilled` with 137, as the kernel's OOM killer reports.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -23,6 +24,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::engine::WasmEngine;
 use crate::error::RuntimeError;
+use crate::hops::{Driven, Hops};
 use crate::lifecycle::Exit;
 use crate::outgoing::OutgoingHttp;
 use crate::sandbox::ContainerPlan;
@@ -72,7 +74,7 @@ fn new_store(
         http: WasiHttpCtx::new(),
         table: ResourceTable::new(),
         limits: MemoryLimiter::new(plan.memory_limit, oom.clone()).charging(usage.cloned()),
-        hooks: OutgoingHttp::new(plan.outgoing.clone()),
+        hooks: OutgoingHttp::new(plan.outgoing.clone(), Hops::default()),
         cpu,
         net: plan.net.clone(),
     };
@@ -134,15 +136,17 @@ async fn run_to_exit(
 ) -> Result<Exit, RuntimeError> {
     let oom = Arc::new(AtomicBool::new(false));
     let mut store = new_store(engine, plan, CpuBudget::new(plan.cpu_millis), &oom, usage)?;
+    let hops = store.data().hooks.hops().clone();
     let run = async {
         match pre.instantiate_async(&mut store).await {
             Ok(cmd) => cmd.wasi_cli_run().call_run(&mut store).await,
             Err(e) => Err(e),
         }
     };
+    // The guest's hops are polled outside `metered`: each callee charges its own pod.
     let result = match usage {
-        Some(usage) => metered(usage, run).await,
-        None => run.await,
+        Some(usage) => Driven::new(metered(usage, run), hops).await,
+        None => Driven::new(run, hops).await,
     };
     drop(store);
     Ok(classify(result, oom.load(Ordering::SeqCst)))
@@ -249,12 +253,9 @@ impl HttpServer {
         };
         let pre = self.pre.clone();
         let server = self.clone();
-        // The guest may keep running after it set the response (streaming a body, or
-        // exiting after `/shutdown`); its end is watched in its own task. (Running it
-        // inline on this task until the response was measured: faster for a direct
-        // request, much slower for an in-process hop between two containers.)
-        // The guest runs only inside this task's polls, which are charged to the pod.
-        let task = tokio::spawn(async move {
+        let hops = store.data().hooks.hops().clone();
+        // The guest runs only inside this future's polls, which are charged to the pod.
+        let run = async move {
             let run = async {
                 match pre.instantiate_async(&mut store).await {
                     Ok(proxy) => proxy
@@ -275,14 +276,40 @@ impl HttpServer {
                 ));
                 let _ = server.ended.try_send(exit);
             }
-        });
-        match rx.await {
+        };
+        // The guest runs on this task until it has set its response: most guests finish
+        // within that poll, so a request costs no hand-off to another task or thread. A
+        // guest still running then (streaming a body, waiting on its own requests), or
+        // whose caller went away first, goes on in a task of its own, as it would in a
+        // container whose client disconnected.
+        let mut run = RunOn(Some(Driven::new(run, hops)));
+        let mut rx = rx;
+        let answer = std::future::poll_fn(|cx| {
+            if let Some(guest) = &mut run.0
+                && std::pin::Pin::new(guest).poll(cx).is_ready()
+            {
+                run.0 = None;
+            }
+            std::pin::Pin::new(&mut rx).poll(cx)
+        })
+        .await;
+        drop(run);
+        match answer {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => plain(500, &format!("guest error: {e:?}\n")),
-            Err(_) => {
-                let _ = task.await;
-                plain(500, "the guest ended without a response\n")
-            }
+            Err(_) => plain(500, "the guest ended without a response\n"),
+        }
+    }
+}
+
+/// A served guest's run: if it is dropped before the guest is done (the response is
+/// set, or the caller went away), the guest goes on in a task of its own.
+struct RunOn<F: Future<Output = ()> + Send + 'static>(Option<Driven<F>>);
+
+impl<F: Future<Output = ()> + Send + 'static> Drop for RunOn<F> {
+    fn drop(&mut self) {
+        if let Some(run) = self.0.take() {
+            crate::hops::detach(run);
         }
     }
 }

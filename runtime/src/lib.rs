@@ -19,6 +19,7 @@ pub mod container;
 pub mod directory;
 pub mod engine;
 pub mod error;
+pub mod hops;
 pub mod images;
 pub mod lifecycle;
 pub mod logs;

@@ -19,6 +19,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::directory::PodDirectory;
+use crate::hops::Hops;
 use crate::network::PodNetwork;
 use crate::services::{ForwardError, ServiceLink};
 
@@ -109,16 +110,11 @@ enum Target {
 }
 
 impl Target {
-    /// Sends `request` to the pod; refused when nothing serves the port.
-    fn send(self, services: &ServiceLink, request: http::Request<WasiBody>) -> SendFuture {
+    /// Sends `request` to the pod; refused when nothing serves the port. A pod of this
+    /// process is run as a hop on the caller's task (`hops`) when given.
+    fn send(self, services: &ServiceLink, request: http::Request<WasiBody>, hops: Option<&Hops>) -> SendFuture {
         match self {
-            Target::Local(network, port) => Box::new(async move {
-                let response = network
-                    .http(port, request)
-                    .await
-                    .map_err(|_| Error::ConnectionRefused)?;
-                Ok((response, Box::new(async { Ok(()) }) as IoFuture))
-            }),
+            Target::Local(network, port) => local(network, port, request, hops),
             Target::Remote(ip, port) => {
                 let forwarded = services.forward(&ip, port, request);
                 Box::new(async move {
@@ -131,6 +127,31 @@ impl Target {
             }
         }
     }
+}
+
+/// Sends `request` to `port` of a pod of this process. With `hops`, the callee runs on
+/// the caller's task and the returned future only waits for its response (see `hops`).
+fn local(network: PodNetwork, port: u16, request: http::Request<WasiBody>, hops: Option<&Hops>) -> SendFuture {
+    let Some(hops) = hops else {
+        return Box::new(async move {
+            let response = network
+                .http(port, request)
+                .await
+                .map_err(|_| Error::ConnectionRefused)?;
+            Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+        });
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    hops.start(Box::pin(async move {
+        let _ = tx.send(network.http(port, request).await);
+    }));
+    Box::new(async move {
+        let response = rx
+            .await
+            .map_err(|_| Error::ConnectionTerminated)?
+            .map_err(|_| Error::ConnectionRefused)?;
+        Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+    })
 }
 
 impl OutgoingPolicy {
@@ -192,11 +213,17 @@ static NEXT_ENDPOINT: AtomicUsize = AtomicUsize::new(0);
 /// The `WasiHttpHooks` of one instance.
 pub struct OutgoingHttp {
     policy: OutgoingPolicy,
+    hops: Hops,
 }
 
 impl OutgoingHttp {
-    pub fn new(policy: OutgoingPolicy) -> Self {
-        Self { policy }
+    pub fn new(policy: OutgoingPolicy, hops: Hops) -> Self {
+        Self { policy, hops }
+    }
+
+    /// Where requests to this process's pods queue for the guest's driver.
+    pub fn hops(&self) -> &Hops {
+        &self.hops
     }
 }
 
@@ -219,7 +246,7 @@ impl OutgoingHttp {
                 return Err(Error::ConnectionTimeout);
             }
             let target = policy.cluster_target(&host, port).ok_or(Error::ConnectionRefused)?;
-            Box::into_pin(target.send(&policy.services, request)).await
+            Box::into_pin(target.send(&policy.services, request, None)).await
         })
     }
 }
@@ -236,19 +263,10 @@ impl WasiHttpHooks for OutgoingHttp {
         let host = uri.host().unwrap_or_default().to_string();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         match route(&host, port, &self.policy.pod_ip, &self.policy.grants) {
-            Route::Pod(port) => {
-                let network = self.policy.network.clone();
-                Box::new(async move {
-                    let response = network
-                        .http(port, request)
-                        .await
-                        .map_err(|_| Error::ConnectionRefused)?;
-                    Ok((response, Box::new(async { Ok(()) }) as IoFuture))
-                })
-            }
+            Route::Pod(port) => local(self.policy.network.clone(), port, request, Some(&self.hops)),
             Route::Host => send_out(request, options),
             Route::Cluster => match self.policy.cluster_target(&host, port) {
-                Some(target) => target.send(&self.policy.services, request),
+                Some(target) => target.send(&self.policy.services, request, Some(&self.hops)),
                 None => {
                     if let Some(name) = self.policy.outside_alias(&host, port) {
                         return match to_alias_target(request, &name, port) {
