@@ -4,7 +4,6 @@
 
 use serde_json::Value;
 
-use crate::api::registry::{WriteOptions, name_of};
 use crate::api::resources::ResourceInfo;
 use crate::api::{Api, ApiError};
 
@@ -24,24 +23,25 @@ pub fn modify(
 ) -> Result<Option<u64>, ApiError> {
     let mut attempt = 0;
     loop {
-        let current = api.get(info, ns, name)?;
-        if let Some(uid) = uid
-            && current["metadata"]["uid"].as_str() != Some(uid)
-        {
-            return Err(ApiError::Conflict {
-                resource: info.qualified(),
-                name: name.to_owned(),
-                detail: format!("the object's uid is not {uid}: it was replaced"),
-            });
-        }
-        let mut next = current.clone();
-        change(&mut next);
-        if next == current {
-            return Ok(None);
-        }
-        match api.update(info, ns, name_of(&current), next, status_only, &WriteOptions::default()) {
-            Ok(written) => return Ok(Some(revision(&written.object))),
-            Err(ApiError::Conflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,
+        let mut replaced = false;
+        let written = api.modify(info, ns, name, status_only, |current| {
+            if let Some(uid) = uid
+                && current["metadata"]["uid"].as_str() != Some(uid)
+            {
+                replaced = true;
+                return Err(ApiError::Conflict {
+                    resource: info.qualified(),
+                    name: name.to_owned(),
+                    detail: format!("the object's uid is not {uid}: it was replaced"),
+                });
+            }
+            let mut next = current.clone();
+            change(&mut next);
+            Ok((next != *current).then_some(next))
+        });
+        match written {
+            Ok(written) => return Ok(written.map(|w| revision(&w.object))),
+            Err(ApiError::Conflict { .. }) if !replaced && attempt < CONFLICT_RETRIES => attempt += 1,
             Err(e) => return Err(e),
         }
     }

@@ -159,13 +159,16 @@ impl ClusterClient for LocalClient {
             .call(move |api| {
                 let pods = res("", "pods");
                 for _ in 0..STATUS_RETRIES {
-                    let mut current = api.get(pods, Some(&ns), &name)?;
-                    // Another pod of the same name is not ours to report on.
-                    if current["metadata"]["uid"].as_str() != uid.as_deref() {
-                        return Ok(());
-                    }
-                    current["status"] = status.clone();
-                    match api.update(pods, Some(&ns), &name, current, true, &WriteOptions::default()) {
+                    let written = api.modify(pods, Some(&ns), &name, true, |current| {
+                        // Another pod of the same name is not ours to report on.
+                        if current["metadata"]["uid"].as_str() != uid.as_deref() {
+                            return Ok(None);
+                        }
+                        let mut next = current.clone();
+                        next["status"] = status.clone();
+                        Ok(Some(next))
+                    });
+                    match written {
                         Err(ApiError::Conflict { .. }) => continue,
                         other => return other.map(|_| ()),
                     }
