@@ -227,6 +227,7 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
     })?;
     let mut tasks = vec![tokio::spawn(crate::api::server::serve(listener, Arc::clone(&api)))];
     tasks.push(tokio::spawn(crate::scheduler::shell::run(Arc::clone(&api))));
+    tasks.push(tokio::spawn(crate::events::sink(Arc::clone(&api))));
     tasks.extend(crate::manager::spawn_all(&api));
 
     // One engine and image store for every node; each node has its own pods and addresses.

@@ -269,6 +269,10 @@ async fn an_hpa_with_min_replicas_zero_leaves_scaling_to_and_from_zero_to_the_ac
             .then_some(())
     })
     .await;
+    until("recorded events to be written", || {
+        (api.events().unwritten() == 0).then_some(())
+    })
+    .await;
     assert_eq!(events(&api, "SuccessfulRescale"), Vec::<String>::new());
     drop(cluster);
 }

@@ -82,6 +82,10 @@ async fn a_burst_at_zero_wakes_the_workload_once_and_every_request_is_answered_o
         (replicas(&api, "logger") == 0 && pods_of(&api, "logger").is_empty()).then_some(())
     })
     .await;
+    until("recorded events to be written", || {
+        (api.events().unwritten() == 0).then_some(())
+    })
+    .await;
     assert_eq!(events(&api, "logger", "ScaledToZero").len(), 1);
 
     // Every change of spec.replicas from here on.

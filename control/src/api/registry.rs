@@ -113,6 +113,8 @@ pub struct Api {
     service_allocation: std::sync::Mutex<()>,
     /// The cluster's metrics (`/metrics`), which the server, scheduler and activator record in.
     metrics: Arc<ControlMetrics>,
+    /// Events recorded for the background sink, while one runs (see `events`).
+    events: crate::events::EventQueue,
 }
 
 impl Api {
@@ -129,6 +131,7 @@ impl Api {
             node_logs: Default::default(),
             service_allocation: std::sync::Mutex::new(()),
             metrics,
+            events: Default::default(),
         })
     }
 
@@ -137,6 +140,11 @@ impl Api {
     }
 
     /// The cluster's metrics.
+    /// Where recorded events wait for the background sink.
+    pub fn events(&self) -> &crate::events::EventQueue {
+        &self.events
+    }
+
     pub fn metrics(&self) -> &Arc<ControlMetrics> {
         &self.metrics
     }
@@ -389,8 +397,17 @@ impl Api {
                 name_of(&object)
             )));
         }
-        self.replace(info, ns, name, object, &old, old_rev, status_only, &WriteOptions::default())
-            .map(Some)
+        self.replace(
+            info,
+            ns,
+            name,
+            object,
+            &old,
+            old_rev,
+            status_only,
+            &WriteOptions::default(),
+        )
+        .map(Some)
     }
 
     /// Admits `object` as the new value of `old` (read at `old_rev`) and writes it if `old` is
