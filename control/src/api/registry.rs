@@ -356,12 +356,7 @@ impl Api {
     ) -> Result<Written, ApiError> {
         check_type(info, &mut object)?;
         set_namespace(info, ns, &mut object)?;
-        if name_of(&object) != name {
-            return Err(ApiError::BadRequest(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                name_of(&object)
-            )));
-        }
+        check_name(&object, name)?;
         let expected = match object["metadata"].get("resourceVersion").and_then(Value::as_str) {
             Some(rv) if !rv.is_empty() => Some(parse_rv(rv)?),
             _ => None,
@@ -391,12 +386,7 @@ impl Api {
         };
         check_type(info, &mut object)?;
         set_namespace(info, ns, &mut object)?;
-        if name_of(&object) != name {
-            return Err(ApiError::BadRequest(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                name_of(&object)
-            )));
-        }
+        check_name(&object, name)?;
         self.replace(
             info,
             ns,
@@ -1019,6 +1009,17 @@ pub fn decode_stored(key: &str, bytes: &[u8], rev: u64) -> Result<Value, ApiErro
     })?;
     set_resource_version(&mut object, rev);
     Ok(object)
+}
+
+/// Refuses a body that names another object than the URL does.
+fn check_name(object: &Value, name: &str) -> Result<(), ApiError> {
+    if name_of(object) != name {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            name_of(object)
+        )));
+    }
+    Ok(())
 }
 
 fn encode(object: &Value) -> Result<Bytes, ApiError> {
