@@ -24,6 +24,7 @@ use crate::api::resources::find;
 use crate::api::{Api, ApiError};
 use crate::controllers::scale_to_zero::{self, Routes, ServiceKey, Traffic, Workload};
 use crate::manager::informer::Informer;
+use crate::manager::write::modify;
 
 /// How often idle workloads are looked for.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
@@ -393,26 +394,24 @@ fn deployments() -> Result<&'static crate::api::resources::ResourceInfo, ApiErro
     find("apps", "v1", "deployments").ok_or_else(|| ApiError::Internal("deployments are not served".into()))
 }
 
-/// How many times a scale write is retried when a controller's status write came between
-/// reading the Scale and writing it.
-const SCALE_RETRIES: usize = 5;
-
 /// Sets a workload's replicas to `to` if `wanted(current)` holds; `Ok(false)` when it did not.
+/// One read and one write, as a `/scale` PUT (retried over a controller's status write that
+/// came between, as the controllers' writes are).
 fn rescale(api: &Api, workload: &Workload, wanted: impl Fn(i64) -> bool, to: i64) -> Result<bool, ApiError> {
-    let info = deployments()?;
-    let mut attempt = 0;
-    loop {
-        let scale = api.get_scale(info, &workload.namespace, &workload.name)?;
-        if !wanted(scale["spec"]["replicas"].as_i64().unwrap_or(0)) {
-            return Ok(false);
-        }
-        let rv = scale["metadata"]["resourceVersion"].as_str().map(str::to_owned);
-        match api.set_scale(info, &workload.namespace, &workload.name, to, rv.as_deref()) {
-            Ok(_) => return Ok(true),
-            Err(ApiError::Conflict { .. }) if attempt < SCALE_RETRIES => attempt += 1,
-            Err(e) => return Err(e),
-        }
-    }
+    let written = modify(
+        api,
+        deployments()?,
+        Some(&workload.namespace),
+        &workload.name,
+        None,
+        false,
+        |d| {
+            if wanted(d["spec"]["replicas"].as_i64().unwrap_or(0)) {
+                d["spec"]["replicas"] = serde_json::Value::from(to);
+            }
+        },
+    )?;
+    Ok(written.is_some())
 }
 
 /// Records a Normal event about a workload.
