@@ -139,12 +139,12 @@ impl Api {
         &self.store
     }
 
-    /// The cluster's metrics.
     /// Where recorded events wait for the background sink.
     pub fn events(&self) -> &crate::events::EventQueue {
         &self.events
     }
 
+    /// The cluster's metrics.
     pub fn metrics(&self) -> &Arc<ControlMetrics> {
         &self.metrics
     }
