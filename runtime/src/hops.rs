@@ -62,12 +62,12 @@ impl Hops {
         inbox.polling = true;
     }
 
-    fn take(&self) -> Vec<Hop> {
-        std::mem::take(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner).queued)
-    }
-
-    fn leave(&self) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).polling = false;
+    /// The driver is done polling its guest: takes the hops the guest queued meanwhile.
+    /// (The hops it then polls queue on their own stores, never on this one.)
+    fn leave(&self) -> Vec<Hop> {
+        let mut inbox = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        inbox.polling = false;
+        std::mem::take(&mut inbox.queued)
     }
 
     /// No driver any more: later hops get tasks of their own; returns those queued.
@@ -113,9 +113,8 @@ impl<F: Future> Future for Driven<F> {
         let this = &mut *self;
         this.hops.enter(cx.waker());
         let guest = this.guest.as_mut().poll(cx);
-        this.running.extend(this.hops.take());
+        this.running.extend(this.hops.leave());
         this.running.retain_mut(|hop| hop.as_mut().poll(cx).is_pending());
-        this.hops.leave();
         match guest {
             Poll::Ready(out) => {
                 for hop in this.running.drain(..).chain(this.hops.close()) {
