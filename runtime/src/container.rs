@@ -290,7 +290,12 @@ impl HttpServer {
             {
                 run.0 = None;
             }
-            std::pin::Pin::new(&mut rx).poll(cx)
+            match std::pin::Pin::new(&mut rx).poll(cx) {
+                // No response will come: answer once the guest has ended (and its end,
+                // a trap or an OOM, has been reported), not while it may still run.
+                std::task::Poll::Ready(Err(_)) if run.0.is_some() => std::task::Poll::Pending,
+                other => other,
+            }
         })
         .await;
         drop(run);
