@@ -79,8 +79,19 @@ impl Pending {
 /// Records `reason`/`message` about `object` (any stored object with metadata): queued for
 /// the sink when one runs, written now otherwise.
 pub fn record(api: &Api, object: &Value, kind: &str, type_: &str, reason: &str, message: &str, component: Component) {
+    // Only what the event names of its object: not a copy of a whole pod per event.
+    let meta = &object["metadata"];
+    let involved = json!({
+        "apiVersion": object["apiVersion"],
+        "metadata": {
+            "namespace": meta["namespace"],
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+        },
+    });
     let pending = Pending {
-        object: object.clone(),
+        object: involved,
         kind: kind.to_owned(),
         type_: type_.to_owned(),
         reason: reason.to_owned(),
