@@ -86,7 +86,11 @@ impl Queue {
     }
 
     pub fn add_after(&mut self, key: String, after: Duration) {
-        self.delayed.push(Reverse((Instant::now() + after, key)));
+        self.add_at(key, Instant::now() + after);
+    }
+
+    pub fn add_at(&mut self, key: String, at: Instant) {
+        self.delayed.push(Reverse((at, key)));
     }
 
     /// Moves due delayed keys to ready and takes every ready key.
@@ -143,6 +147,52 @@ impl Expectations {
     }
 }
 
+/// How long a sync that wrote to a workload's dependents leaves its own status write to a
+/// later sync.
+pub const STATUS_AFTER: Duration = Duration::from_millis(25);
+
+/// Status writes put off, by key, until when. A sync that creates, scales or deletes
+/// dependents (pods, or a Deployment's ReplicaSets) starts the next controller's work with
+/// those writes; its status write, and the status writes of the syncs those writes trigger
+/// at once, would only hold that work up: the store takes one write at a time, and a status
+/// write costs as much as any other. So status writes of the key wait until [`STATUS_AFTER`]
+/// has passed, and a sync then (the controller queues one) computes the status afresh and
+/// writes it, so nothing is lost. A status lags by at most that long.
+#[derive(Default)]
+pub struct DeferredStatus {
+    until: HashMap<String, Instant>,
+}
+
+impl DeferredStatus {
+    /// Whether this sync of `key` at `now` leaves its status write for later, and if so until
+    /// when (the caller queues the key for then). `writes_dependents`: the sync writes other
+    /// objects; `writes_status`: it has a status write at all.
+    pub fn put_off(
+        &mut self,
+        key: &str,
+        now: Instant,
+        writes_dependents: bool,
+        writes_status: bool,
+    ) -> Option<Instant> {
+        if !writes_status {
+            return None;
+        }
+        match self.until.get(key) {
+            Some(&until) if now < until => Some(until),
+            Some(_) => {
+                self.until.remove(key);
+                None
+            }
+            None if writes_dependents => {
+                let until = now + STATUS_AFTER;
+                self.until.insert(key.to_owned(), until);
+                Some(until)
+            }
+            None => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +205,37 @@ mod tests {
         assert!(e.satisfied("ns/b", 0));
         assert!(e.satisfied("ns/a", 10));
         assert!(e.satisfied("ns/a", 0), "met expectations are forgotten");
+    }
+
+    #[test]
+    fn status_writes_wait_behind_writes_to_dependents_for_a_while() {
+        let mut d = DeferredStatus::default();
+        let t0 = Instant::now();
+        let later = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(
+            d.put_off("ns/a", t0, false, true),
+            None,
+            "a status-only sync writes at once"
+        );
+        assert_eq!(d.put_off("ns/a", t0, true, false), None, "nothing to put off");
+        let until = t0 + STATUS_AFTER;
+        assert_eq!(d.put_off("ns/a", t0, true, true), Some(until));
+        assert_eq!(
+            d.put_off("ns/a", later(5), false, true),
+            Some(until),
+            "the syncs that follow at once wait too, for the same time"
+        );
+        assert_eq!(d.put_off("ns/b", later(5), false, true), None, "keys are apart");
+        assert_eq!(
+            d.put_off("ns/a", until, true, true),
+            None,
+            "once due, the status is written"
+        );
+        assert_eq!(
+            d.put_off("ns/a", until, true, true),
+            Some(until + STATUS_AFTER),
+            "and a later write to dependents puts the next one off again"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use capstan_core::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use capstan_core::k8s_openapi::api::core::v1::Pod;
 use capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use serde_json::{Value, json};
 
-use super::informer::{Expectations, Informer, Queue, sleep_until};
+use super::informer::{DeferredStatus, Expectations, Informer, Queue, sleep_until};
 use super::write::{modify, revision};
 use crate::api::registry::{DeleteOptions, WriteOptions, now};
 use crate::api::resources::{ResourceInfo, find};
@@ -110,6 +112,7 @@ pub async fn replica_sets(api: Arc<Api>) -> Result<(), ApiError> {
     let mut pods = Informer::<Pod>::start(&api, res("", "pods")).await?;
     let mut queue = Queue::default();
     let mut expect = Expectations::default();
+    let mut deferred = DeferredStatus::default();
     loop {
         tokio::select! {
             change = sets.next() => {
@@ -144,11 +147,19 @@ pub async fn replica_sets(api: Arc<Api>) -> Result<(), ApiError> {
                 })
                 .map(|p| (**p).clone())
                 .collect();
-            let (effects, action) = replicaset::reconcile(&replicaset::Snapshot {
+            let (mut effects, action) = replicaset::reconcile(&replicaset::Snapshot {
                 rs: &rs,
                 pods: &relevant,
                 now: now(),
             });
+            let status = |e: &replicaset::Effect| matches!(e, replicaset::Effect::UpdateStatus(_));
+            let dependents = effects
+                .iter()
+                .any(|e| !status(e) && !matches!(e, replicaset::Effect::Event(_)));
+            if let Some(until) = deferred.put_off(&k, Instant::now(), dependents, effects.iter().any(status)) {
+                effects.retain(|e| !status(e));
+                queue.add_at(k.clone(), until);
+            }
             let rs2 = Arc::clone(&rs);
             let applied = api.call(move |a| apply_rs(a, &rs2, effects)).await;
             settle(k, applied, action, &mut queue, &mut expect);
@@ -233,6 +244,7 @@ pub async fn deployments(api: Arc<Api>) -> Result<(), ApiError> {
     let mut pods = Informer::<Pod>::start(&api, res("", "pods")).await?;
     let mut queue = Queue::default();
     let mut expect = Expectations::default();
+    let mut deferred = DeferredStatus::default();
     loop {
         tokio::select! {
             change = deploys.next() => {
@@ -274,12 +286,21 @@ pub async fn deployments(api: Arc<Api>) -> Result<(), ApiError> {
                 .filter(|p| label_selector_matches(&selector, &labels(&p.metadata)))
                 .map(|p| (**p).clone())
                 .collect();
-            let (effects, action) = deployment::reconcile(&deployment::Snapshot {
+            let (mut effects, action) = deployment::reconcile(&deployment::Snapshot {
                 deployment: &d,
                 replica_sets: &replica_sets,
                 pods: &matching_pods,
                 now: now(),
             });
+            use deployment::Effect as E;
+            let status = |e: &E| matches!(e, E::UpdateStatus(_));
+            let dependents = effects
+                .iter()
+                .any(|e| !matches!(e, E::UpdateStatus(_) | E::Event(_) | E::UpdateDeploymentAnnotations(_)));
+            if let Some(until) = deferred.put_off(&k, Instant::now(), dependents, effects.iter().any(status)) {
+                effects.retain(|e| !status(e));
+                queue.add_at(k.clone(), until);
+            }
             let d2 = Arc::clone(&d);
             let applied = api.call(move |a| apply_deployment(a, &d2, effects)).await;
             settle(k, applied, action, &mut queue, &mut expect);
