@@ -62,6 +62,17 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
 }
 
+impl WriteOptions {
+    /// For an object this process built from typed values or read from the store and
+    /// changed (a controller's write): it can have no unknown fields, so none are looked for.
+    pub fn trusted() -> Self {
+        WriteOptions {
+            field_validation: FieldValidation::Ignore,
+            ..WriteOptions::default()
+        }
+    }
+}
+
 /// A write's result: the object as stored and any warnings for the `Warning` header.
 #[derive(Debug)]
 pub struct Written {
@@ -276,7 +287,12 @@ impl Api {
         {
             meta.insert("name".into(), Value::from(format!("{prefix}{}", random_suffix())));
         }
-        let decoded = strategy::admit(info, &object, Write::Create)?;
+        let decoded = strategy::admit_checking(
+            info,
+            &object,
+            Write::Create,
+            opts.field_validation != FieldValidation::Ignore,
+        )?;
         let warnings = unknown_field_warnings(opts.field_validation, decoded.unknown_fields)?;
         let mut object = decoded.object;
         let name = name_of(&object).to_owned();
@@ -395,7 +411,7 @@ impl Api {
             &old,
             old_rev,
             status_only,
-            &WriteOptions::default(),
+            &WriteOptions::trusted(),
         )
         .map(Some)
     }
@@ -426,7 +442,7 @@ impl Api {
         } else {
             Write::Update { old }
         };
-        let decoded = strategy::admit(info, &object, write)?;
+        let decoded = strategy::admit_checking(info, &object, write, opts.field_validation != FieldValidation::Ignore)?;
         let warnings = unknown_field_warnings(opts.field_validation, decoded.unknown_fields)?;
         let mut object = decoded.object;
         if info.kind == "ResourceQuota" && !status_only {

@@ -53,14 +53,29 @@ pub struct Decoded {
     pub unknown_fields: Vec<String>,
 }
 
-/// Decodes, defaults and validates an object of `info`'s kind for `write`. The object's
-/// metadata bookkeeping (uid, timestamps, resourceVersion, generation) is the registry's.
+/// Decodes, defaults and validates an object of `info`'s kind for `write`, listing the fields
+/// its schema does not know in [`Decoded::unknown_fields`]. The object's metadata bookkeeping
+/// (uid, timestamps, resourceVersion, generation) is the registry's.
 pub fn admit(info: &ResourceInfo, object: &Value, write: Write<'_>) -> Result<Decoded, ApiError> {
+    admit_checking(info, object, write, true)
+}
+
+/// [`admit`], looking for unknown fields only if `unknown_fields`. Finding them encodes the
+/// decoded object once more and walks both trees, about a third of admitting a Deployment;
+/// a write whose caller ignores them (`fieldValidation=Ignore`, as the controllers' writes of
+/// an object they read and changed) is spared that.
+pub fn admit_checking(
+    info: &ResourceInfo,
+    object: &Value,
+    write: Write<'_>,
+    unknown_fields: bool,
+) -> Result<Decoded, ApiError> {
+    let check = unknown_fields;
     match info.kind {
-        "Pod" => admit_as::<Pod>(info, object, write, admit_pod),
-        "Deployment" => admit_as::<Deployment>(info, object, write, admit_deployment),
-        "ReplicaSet" => admit_as::<ReplicaSet>(info, object, write, admit_replica_set),
-        "HorizontalPodAutoscaler" => admit_as::<HorizontalPodAutoscaler>(info, object, write, |h, w| {
+        "Pod" => admit_as::<Pod>(info, object, write, check, admit_pod),
+        "Deployment" => admit_as::<Deployment>(info, object, write, check, admit_deployment),
+        "ReplicaSet" => admit_as::<ReplicaSet>(info, object, write, check, admit_replica_set),
+        "HorizontalPodAutoscaler" => admit_as::<HorizontalPodAutoscaler>(info, object, write, check, |h, w| {
             crate::controllers::hpa::default_hpa(h);
             // Status is the controller's: a new HPA starts with an empty one.
             if w == Write::Create {
@@ -68,24 +83,26 @@ pub fn admit(info: &ResourceInfo, object: &Value, write: Write<'_>) -> Result<De
             }
             crate::controllers::hpa::validate_hpa(h)
         }),
-        "ConfigMap" => admit_as::<ConfigMap>(info, object, write, |cm, _| validate_config_map(cm)),
-        "Secret" => admit_as::<Secret>(info, object, write, admit_secret),
-        "Namespace" => admit_as::<Namespace>(info, object, write, admit_namespace),
-        "Service" => admit_as::<Service>(info, object, write, admit_service),
-        "Node" => admit_as::<Node>(info, object, write, |n, _| validate_object_meta(&n.metadata)),
-        "Endpoints" => admit_as::<Endpoints>(info, object, write, |e, _| validate_object_meta(&e.metadata)),
-        "Event" => admit_as::<Event>(info, object, write, |e, _| validate_object_meta(&e.metadata)),
-        "LimitRange" => admit_as::<LimitRange>(info, object, write, |l, _| {
+        "ConfigMap" => admit_as::<ConfigMap>(info, object, write, check, |cm, _| validate_config_map(cm)),
+        "Secret" => admit_as::<Secret>(info, object, write, check, admit_secret),
+        "Namespace" => admit_as::<Namespace>(info, object, write, check, admit_namespace),
+        "Service" => admit_as::<Service>(info, object, write, check, admit_service),
+        "Node" => admit_as::<Node>(info, object, write, check, |n, _| validate_object_meta(&n.metadata)),
+        "Endpoints" => admit_as::<Endpoints>(info, object, write, check, |e, _| validate_object_meta(&e.metadata)),
+        "Event" => admit_as::<Event>(info, object, write, check, |e, _| validate_object_meta(&e.metadata)),
+        "LimitRange" => admit_as::<LimitRange>(info, object, write, check, |l, _| {
             crate::admission::limit_range::default_limit_range(l);
             let mut errs = validate_object_meta(&l.metadata);
             errs.extend(crate::admission::limit_range::validate_limit_range(l));
             errs
         }),
-        "ResourceQuota" => admit_as::<ResourceQuota>(info, object, write, |q, _| validate_object_meta(&q.metadata)),
-        "Ingress" => admit_as::<Ingress>(info, object, write, admit_ingress),
-        "EndpointSlice" => admit_as::<EndpointSlice>(info, object, write, admit_endpoint_slice),
-        "Lease" => admit_as::<Lease>(info, object, write, |l, _| validate_object_meta(&l.metadata)),
-        "PriorityClass" => admit_as::<PriorityClass>(info, object, write, admit_priority_class),
+        "ResourceQuota" => {
+            admit_as::<ResourceQuota>(info, object, write, check, |q, _| validate_object_meta(&q.metadata))
+        }
+        "Ingress" => admit_as::<Ingress>(info, object, write, check, admit_ingress),
+        "EndpointSlice" => admit_as::<EndpointSlice>(info, object, write, check, admit_endpoint_slice),
+        "Lease" => admit_as::<Lease>(info, object, write, check, |l, _| validate_object_meta(&l.metadata)),
+        "PriorityClass" => admit_as::<PriorityClass>(info, object, write, check, admit_priority_class),
         other => Err(ApiError::Internal(format!("no strategy for kind {other}"))),
     }
 }
@@ -95,6 +112,7 @@ fn admit_as<T>(
     info: &ResourceInfo,
     object: &Value,
     write: Write<'_>,
+    check_unknown: bool,
     admit_kind: impl FnOnce(&mut T, Write<'_>) -> Vec<FieldError>,
 ) -> Result<Decoded, ApiError>
 where
@@ -105,9 +123,11 @@ where
         >,
 {
     let mut typed: T = decode(info, object)?;
-    let as_decoded = serde_json::to_value(&typed).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut unknown_fields = Vec::new();
-    dropped_fields(object, &as_decoded, "", &mut unknown_fields);
+    if check_unknown {
+        let as_decoded = serde_json::to_value(&typed).map_err(|e| ApiError::Internal(e.to_string()))?;
+        dropped_fields(object, &as_decoded, "", &mut unknown_fields);
+    }
     let errs = admit_kind(&mut typed, write);
     if !errs.is_empty() {
         let name = typed.metadata().name.clone().unwrap_or_default();
@@ -124,7 +144,13 @@ where
 
 /// Decodes an object into its kind's type; a type mismatch is a 400 naming the field, as
 /// the apiserver's `... cannot be handled as a Pod: json: cannot unmarshal ...`.
+///
+/// The object is decoded without tracking where the decoder is, which costs a good part of a
+/// decode; only an object that fails is decoded again, with the path, for the message.
 pub fn decode<T: DeserializeOwned>(info: &ResourceInfo, object: &Value) -> Result<T, ApiError> {
+    if let Ok(decoded) = T::deserialize(object) {
+        return Ok(decoded);
+    }
     serde_path_to_error::deserialize(object).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -726,6 +752,25 @@ mod tests {
         new["spec"]["containers"][0]["args"] = json!(["x"]);
         let err = admit(pods(), &new, Write::Update { old: &old }).err().unwrap();
         assert!(err.to_string().contains("pod updates may not change fields"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_looked_for_only_when_asked_and_bad_types_name_their_field() {
+        let pod = json!({"metadata": {"name": "p"}, "spex": 1,
+            "spec": {"containers": [{"name": "c", "image": "a", "imagePolicy": "x"}]}});
+        let checked = admit(pods(), &pod, Write::Create).unwrap();
+        assert_eq!(checked.unknown_fields, ["spec.containers[0].imagePolicy", "spex"]);
+        let unchecked = admit_checking(pods(), &pod, Write::Create, false).unwrap();
+        assert!(unchecked.unknown_fields.is_empty());
+        assert_eq!(unchecked.object, checked.object, "the admitted object is the same");
+
+        let bad = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": 7}]}});
+        let err = admit_checking(pods(), &bad, Write::Create, false).err().unwrap();
+        assert!(
+            err.to_string().contains("cannot be handled as a Pod")
+                && err.to_string().contains("spec.containers[0].image"),
+            "{err}"
+        );
     }
 
     #[test]

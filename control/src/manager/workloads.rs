@@ -179,7 +179,7 @@ fn apply_rs(api: &Api, rs: &ReplicaSet, effects: Vec<replicaset::Effect>) -> Res
             Effect::CreatePods { count, template } => {
                 let value = serde_json::to_value(&template).map_err(|e| ApiError::Internal(e.to_string()))?;
                 for _ in 0..count {
-                    let written = api.create(pods, ns, value.clone(), &WriteOptions::default())?;
+                    let written = api.create(pods, ns, value.clone(), &WriteOptions::trusted())?;
                     rev = rev.max(revision(&written.object));
                 }
             }
@@ -323,7 +323,7 @@ fn apply_deployment(api: &Api, d: &Deployment, effects: Vec<deployment::Effect>)
         match effect {
             Effect::CreateReplicaSet(rs) => {
                 let value = serde_json::to_value(&rs).map_err(|e| ApiError::Internal(e.to_string()))?;
-                let written = api.create(sets, ns, value, &WriteOptions::default())?;
+                let written = api.create(sets, ns, value, &WriteOptions::trusted())?;
                 track(Some(revision(&written.object)));
             }
             Effect::ScaleReplicaSet {
