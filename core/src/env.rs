@@ -16,7 +16,7 @@ use crate::names;
 use crate::quantity::QuantityError;
 
 pub use crate::expansion::expand;
-pub use source::{ConfigObjects, ConfigSource, pod_namespace};
+pub use source::{ConfigObjects, ConfigSource, References, pod_namespace};
 
 mod services;
 mod source;

@@ -1,9 +1,11 @@
 //! The node agent's [`ClusterClient`] for a node in the control plane's own process: the same
 //! API verbs (and admission) HTTP clients get, called directly.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
-use capstan_core::env::ConfigObjects;
+use capstan_core::env::{ConfigObjects, References};
 use capstan_core::k8s_openapi::api::coordination::v1::Lease;
 use capstan_core::k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
 use capstan_runtime::agent::{ClientError, ClusterClient, PodChange};
@@ -16,6 +18,7 @@ use crate::api::resources::{ResourceInfo, find};
 use crate::api::selector::FieldSelector;
 use crate::api::watch::WatchOptions;
 use crate::api::{Api, ApiError};
+use crate::manager::informer::Informer;
 
 /// How many status writes are retried when the pod changed in between.
 const STATUS_RETRIES: usize = 5;
@@ -39,11 +42,16 @@ fn from_value<T: DeserializeOwned>(v: Value) -> Option<T> {
 /// A node's client of an API server in the same process.
 pub struct LocalClient {
     api: Arc<Api>,
+    /// The node's watch of Services, made at the first pod start (see [`LocalClient::services`]).
+    services: tokio::sync::Mutex<Option<Informer<Service>>>,
 }
 
 impl LocalClient {
     pub fn new(api: Arc<Api>) -> Arc<Self> {
-        Arc::new(LocalClient { api })
+        Arc::new(LocalClient {
+            api,
+            services: tokio::sync::Mutex::new(None),
+        })
     }
 }
 
@@ -198,19 +206,144 @@ impl ClusterClient for LocalClient {
 
     async fn config_for(&self, pod: &Pod) -> Result<ConfigObjects, ClientError> {
         let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let refs = References::of(pod);
+        let services = match refs.services {
+            true => self.services(&ns).await?,
+            false => Vec::new(),
+        };
+        if refs.config_maps.is_empty() && refs.secrets.is_empty() {
+            return Ok(ConfigObjects {
+                services,
+                ..ConfigObjects::default()
+            });
+        }
         self.api
             .call(move |api| {
-                let opts = ListOptions::default();
-                let (maps, _) = api.list_items(res("", "configmaps"), Some(&ns), &opts)?;
-                let (secrets, _) = api.list_items(res("", "secrets"), Some(&ns), &opts)?;
-                let (services, _) = api.list_items(res("", "services"), Some(&ns), &opts)?;
+                // A missing object is the pod's to report (or to skip, when optional).
+                let named = |plural, names: &std::collections::BTreeSet<String>| -> Result<Vec<Value>, ApiError> {
+                    let mut found = Vec::new();
+                    for name in names {
+                        match api.get(res("", plural), Some(&ns), name) {
+                            Ok(object) => found.push(object),
+                            Err(ApiError::NotFound { .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(found)
+                };
+                let maps = named("configmaps", &refs.config_maps)?;
+                let secrets = named("secrets", &refs.secrets)?;
                 Ok(ConfigObjects {
                     config_maps: maps.into_iter().filter_map(from_value::<ConfigMap>).collect(),
                     secrets: secrets.into_iter().filter_map(from_value::<Secret>).collect(),
-                    services: services.into_iter().filter_map(from_value::<Service>).collect(),
+                    services,
                 })
             })
             .await
             .map_err(err)
+    }
+}
+
+impl LocalClient {
+    /// The Services of `ns` now, from the node's watch of them (the kubelet's service
+    /// lister), so that starting a pod lists nothing.
+    ///
+    /// The watch is drained first, without waiting: every Service written before the pod was
+    /// bound is in its channel by then, because the store publishes events in revision order
+    /// and the pod came later, so the view is as complete as a list read at the pod's start.
+    /// A watch that ended (it fell behind, or the store went away) is replaced, and the
+    /// Services are listed that once.
+    async fn services(&self, ns: &str) -> Result<Vec<Service>, ClientError> {
+        let mut watch = self.services.lock().await;
+        if watch.is_none() {
+            *watch = Informer::<Service>::start(&self.api, res("", "services")).await.ok();
+        }
+        if let Some(informer) = watch.as_mut() {
+            if drain(informer) && informer.synced() {
+                return Ok(informer.in_namespace(ns).map(|s| (**s).clone()).collect());
+            }
+            *watch = None;
+        }
+        drop(watch);
+        let ns = ns.to_owned();
+        let listed = self
+            .api
+            .call(move |api| api.list_items(res("", "services"), Some(&ns), &ListOptions::default()))
+            .await
+            .map_err(err)?;
+        Ok(listed.0.into_iter().filter_map(from_value::<Service>).collect())
+    }
+}
+
+/// Applies every change the informer has waiting, without waiting for more. `false` when its
+/// watch has ended.
+fn drain(informer: &mut Informer<Service>) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        match std::pin::pin!(informer.next()).poll(&mut cx) {
+            Poll::Ready(Some(_)) => continue,
+            Poll::Ready(None) => return false,
+            Poll::Pending => return true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+
+    fn service(ns: &str, name: &str) -> Value {
+        serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+            "spec": {"ports": [{"port": 80}]}})
+    }
+
+    fn pod(links: bool) -> Pod {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "p", "namespace": "shop"},
+            "spec": {"enableServiceLinks": links, "containers": [{"name": "c", "image": "i"}]}}))
+        .unwrap()
+    }
+
+    async fn names(client: &LocalClient, pod: &Pod) -> Vec<String> {
+        let config = client.config_for(pod).await.unwrap();
+        config
+            .services
+            .iter()
+            .map(|s| s.metadata.name.clone().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn pods_see_the_services_of_their_namespace_written_before_they_start() {
+        let api = Api::new(Arc::new(MemStore::new()));
+        for ns in ["shop", "other"] {
+            let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            api.create(res("", "namespaces"), None, namespace, &WriteOptions::default())
+                .unwrap();
+        }
+        let services = res("", "services");
+        let create = |ns, name| {
+            api.create(services, Some(ns), service(ns, name), &WriteOptions::default())
+                .unwrap()
+        };
+        create("shop", "a");
+        create("other", "x");
+        let client = LocalClient::new(Arc::clone(&api));
+        assert_eq!(
+            names(&client, &pod(true)).await,
+            ["a"],
+            "the first start lists through a new watch"
+        );
+        assert!(client.services.lock().await.is_some());
+        // Later writes are drained from the watch at the next start, with no wait.
+        create("shop", "b");
+        assert_eq!(names(&client, &pod(true)).await, ["a", "b"]);
+        api.delete(services, Some("shop"), "a", &DeleteOptions::default())
+            .unwrap();
+        assert_eq!(names(&client, &pod(true)).await, ["b"]);
+        assert!(
+            names(&client, &pod(false)).await.is_empty(),
+            "enableServiceLinks: false"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use capstan_core::env::ConfigObjects;
+use capstan_core::env::{ConfigObjects, References};
 use capstan_core::k8s_openapi::api::coordination::v1::Lease;
 use capstan_core::k8s_openapi::api::core::v1::{Node, Pod};
 use capstan_runtime::agent::{ClientError, ClusterClient, PodChange};
@@ -36,6 +36,13 @@ fn items<T: DeserializeOwned>(list: &Value) -> Vec<T> {
         .into_iter()
         .flatten()
         .filter_map(|i| serde_json::from_value(i.clone()).ok())
+        .collect()
+}
+
+fn decoded<T: DeserializeOwned>(objects: Vec<Value>) -> Vec<T> {
+    objects
+        .into_iter()
+        .filter_map(|o| serde_json::from_value(o).ok())
         .collect()
 }
 
@@ -199,25 +206,40 @@ impl ClusterClient for RemoteClient {
 
     async fn config_for(&self, pod: &Pod) -> Result<ConfigObjects, ClientError> {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let maps = self
-            .client
-            .get(&format!("/api/v1/namespaces/{ns}/configmaps"))
-            .await
-            .map_err(err)?;
-        let secrets = self
-            .client
-            .get(&format!("/api/v1/namespaces/{ns}/secrets"))
-            .await
-            .map_err(err)?;
-        let services = self
-            .client
-            .get(&format!("/api/v1/namespaces/{ns}/services"))
-            .await
-            .map_err(err)?;
+        let refs = References::of(pod);
+        // A missing object is the pod's to report (or to skip, when optional).
+        let named =
+            async |plural: &str, names: &std::collections::BTreeSet<String>| -> Result<Vec<Value>, ClientError> {
+                let mut found = Vec::new();
+                for name in names {
+                    match self
+                        .client
+                        .get(&format!("/api/v1/namespaces/{ns}/{plural}/{name}"))
+                        .await
+                    {
+                        Ok(object) => found.push(object),
+                        Err(e) if e.is_not_found() => {}
+                        Err(e) => return Err(err(e)),
+                    }
+                }
+                Ok(found)
+            };
+        let config_maps = decoded(named("configmaps", &refs.config_maps).await?);
+        let secrets = decoded(named("secrets", &refs.secrets).await?);
+        let services = if refs.services {
+            let list = self
+                .client
+                .get(&format!("/api/v1/namespaces/{ns}/services"))
+                .await
+                .map_err(err)?;
+            items(&list)
+        } else {
+            Vec::new()
+        };
         Ok(ConfigObjects {
-            config_maps: items(&maps),
-            secrets: items(&secrets),
-            services: items(&services),
+            config_maps,
+            secrets,
+            services,
         })
     }
 }

@@ -1,6 +1,8 @@
 //! Where a pod's ConfigMaps and Secrets come from: the node's view of the API, or an
 //! in-memory set of objects from applied manifests.
 
+use std::collections::BTreeSet;
+
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -70,6 +72,90 @@ impl ConfigSource for ConfigObjects {
             .filter(|s| s.metadata.namespace.as_deref().unwrap_or("default") == namespace)
             .cloned()
             .collect()
+    }
+}
+
+/// The ConfigMaps and Secrets a pod names, in its containers' `env` and `envFrom` and in its
+/// volumes, and whether it takes the Services' environment variables: what a node fetches to
+/// start it. The kubelet, too, reads only the objects a pod references, never every Secret
+/// of the namespace; that is less to read, and less a node holds.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct References {
+    pub config_maps: BTreeSet<String>,
+    pub secrets: BTreeSet<String>,
+    /// `enableServiceLinks` is not false.
+    pub services: bool,
+}
+
+impl References {
+    pub fn of(pod: &Pod) -> Self {
+        let mut refs = References::default();
+        let Some(spec) = pod.spec.as_ref() else {
+            return refs;
+        };
+        refs.services = spec.enable_service_links != Some(false);
+        let containers = spec.init_containers.iter().flatten().chain(&spec.containers);
+        for c in containers {
+            for var in c.env.iter().flatten() {
+                let Some(from) = var.value_from.as_ref() else { continue };
+                if let Some(r) = &from.config_map_key_ref {
+                    refs.config_maps.insert(r.name.clone());
+                }
+                if let Some(r) = &from.secret_key_ref {
+                    refs.secrets.insert(r.name.clone());
+                }
+            }
+            for from in c.env_from.iter().flatten() {
+                if let Some(r) = &from.config_map_ref {
+                    refs.config_maps.insert(r.name.clone());
+                }
+                if let Some(r) = &from.secret_ref {
+                    refs.secrets.insert(r.name.clone());
+                }
+            }
+        }
+        for volume in spec.volumes.iter().flatten() {
+            if let Some(cm) = &volume.config_map {
+                refs.config_maps.insert(cm.name.clone());
+            }
+            if let Some(name) = volume.secret.as_ref().and_then(|s| s.secret_name.clone()) {
+                refs.secrets.insert(name);
+            }
+            let sources = volume.projected.iter().flat_map(|p| p.sources.iter().flatten());
+            for source in sources {
+                if let Some(cm) = &source.config_map {
+                    refs.config_maps.insert(cm.name.clone());
+                }
+                if let Some(secret) = &source.secret {
+                    refs.secrets.insert(secret.name.clone());
+                }
+            }
+        }
+        refs
+    }
+
+    /// Keeps of `objects` only what the references name (the Services only if wanted), as a
+    /// node that fetched just those would have them.
+    pub fn select(&self, namespace: &str, objects: &ConfigObjects) -> ConfigObjects {
+        let named = |meta: &ObjectMeta, names: &BTreeSet<String>| {
+            meta.namespace.as_deref().unwrap_or("default") == namespace
+                && meta.name.as_ref().is_some_and(|n| names.contains(n))
+        };
+        ConfigObjects {
+            config_maps: (objects.config_maps.iter())
+                .filter(|cm| named(&cm.metadata, &self.config_maps))
+                .cloned()
+                .collect(),
+            secrets: (objects.secrets.iter())
+                .filter(|s| named(&s.metadata, &self.secrets))
+                .cloned()
+                .collect(),
+            services: if self.services {
+                objects.services.clone()
+            } else {
+                Vec::new()
+            },
+        }
     }
 }
 

@@ -155,3 +155,80 @@ fn expands_command_and_args() {
     assert_eq!(command, ["/bin/gen", "$(TOOL)"]);
     assert_eq!(args, ["--seed=2", "$(NOPE)"]);
 }
+
+#[test]
+fn references_name_every_object_env_and_volumes_read() {
+    let text = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  enableServiceLinks: false
+  initContainers:
+  - name: init
+    image: app
+    env:
+    - name: A
+      valueFrom: {configMapKeyRef: {name: app-config, key: SEED}}
+  containers:
+  - name: main
+    image: app
+    env:
+    - name: P
+      valueFrom: {secretKeyRef: {name: db, key: password}}
+    envFrom:
+    - configMapRef: {name: from-env}
+    - secretRef: {name: secret-env}
+  volumes:
+  - name: c
+    configMap: {name: vol-cm}
+  - name: s
+    secret: {secretName: vol-secret}
+  - name: p
+    projected:
+      sources:
+      - configMap: {name: proj-cm}
+      - secret: {name: proj-secret}
+      - downwardAPI: {items: [{path: name, fieldRef: {fieldPath: metadata.name}}]}
+  - name: scratch
+    emptyDir: {}
+"#;
+    let Object::Pod(pod) = parse_manifests(text).unwrap().remove(0) else {
+        unreachable!()
+    };
+    let refs = References::of(&pod);
+    let set = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(refs.config_maps, set(&["app-config", "from-env", "vol-cm", "proj-cm"]));
+    assert_eq!(refs.secrets, set(&["db", "secret-env", "vol-secret", "proj-secret"]));
+    assert!(!refs.services, "enableServiceLinks: false");
+    assert!(
+        References::of(&self::pod("")).services,
+        "service links are on by default"
+    );
+}
+
+#[test]
+fn the_referenced_objects_resolve_as_all_of_them_do() {
+    let all = source();
+    for fields in [
+        "env:\n- name: S\n  valueFrom: {configMapKeyRef: {name: app-config, key: SEED}}",
+        "envFrom:\n- configMapRef: {name: app-config}\n- secretRef: {name: db, optional: true}",
+        "env:\n- name: P\n  valueFrom: {secretKeyRef: {name: db, key: password}}",
+        "envFrom:\n- configMapRef: {name: other-ns}",
+    ] {
+        let pod = pod(fields);
+        let container = &pod.spec.as_ref().unwrap().containers[0];
+        let selected = References::of(&pod).select("default", &all);
+        assert!(selected.config_maps.len() + selected.secrets.len() < all.config_maps.len() + all.secrets.len());
+        assert_eq!(
+            resolve_env(&pod, container, &facts(), &selected).map_err(|e| e.to_string()),
+            resolve_env(&pod, container, &facts(), &all).map_err(|e| e.to_string()),
+            "{fields}"
+        );
+    }
+}
