@@ -3,7 +3,8 @@
 //!
 //! Owns: the wasmtime engine (pooling allocator, epoch time-slicing), the image
 //! store and compiled-code cache, each container's sandbox (WASI context, root
-//! filesystem, volumes, logs, memory and CPU limits), the pod lifecycle and the
+//! filesystem, volumes, logs, memory and CPU limits) and the spare directories new ones
+//! start from, the pod lifecycle and the
 //! worker that drives it, the pod's port routing, the process's pods by IP (`directory`)
 //! with the seam through which guests resolve Services (`services`), and the node agent
 //! (`agent`) that runs the pods bound to the node, through a `ClusterClient` the control
@@ -33,6 +34,7 @@ pub mod publish;
 pub mod runtime;
 pub mod sandbox;
 pub mod services;
+pub mod spares;
 pub mod status;
 pub mod store;
 pub mod usage;

@@ -24,7 +24,7 @@ use crate::outgoing::{ALLOW_HOSTS_ANNOTATION, OutgoingPolicy, parse_grants};
 use crate::probe::{Handler, ProbeSpec};
 use crate::prober::{HandlerCtx, Verdicts, spawn_probes};
 use crate::runtime::RuntimeInner;
-use crate::sandbox::{ContainerPlan, fresh_rootfs, termination_message};
+use crate::sandbox::{ContainerPlan, fresh_rootfs, root_dirs, termination_message};
 use crate::status::{PodRunInfo, pod_status};
 use crate::usage::PodUsageCounters;
 use crate::volumes::PodVolumes;
@@ -366,13 +366,22 @@ impl Worker {
             }
         };
         let cdir = self.dir.join("containers").join(name);
-        let log = match ContainerLog::open(&cdir.join("current.log")) {
+        // A container's first start takes a spare directory, made ahead, with a fresh root.
+        let placed = !cdir.exists() && self.rt.spares.place(&cdir);
+        if placed {
+            self.rt.spares.refill(true);
+        }
+        let log = match ContainerLog::open(&cdir.join(crate::spares::LOG_FILE)) {
             Ok(l) => l,
             Err(e) => return self.fail_start(name, "CreateContainerError", format!("log file: {e}")),
         };
-        let rootfs = cdir.join("rootfs");
+        let rootfs = cdir.join(crate::spares::ROOTFS);
         let mount_points: Vec<String> = mounts.iter().map(|m| m.guest.clone()).collect();
-        if let Err(e) = fresh_rootfs(&rootfs, &mount_points) {
+        let made = match placed {
+            true => root_dirs(&rootfs, &mount_points),
+            false => fresh_rootfs(&rootfs, &mount_points),
+        };
+        if let Err(e) = made {
             return self.fail_start(name, "CreateContainerError", e.to_string());
         }
         let plan = ContainerPlan {

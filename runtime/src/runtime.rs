@@ -67,6 +67,8 @@ pub(crate) struct RuntimeInner {
     programs: Arc<Programs>,
     pub(crate) directory: Arc<PodDirectory>,
     pub(crate) services: Arc<ServiceLink>,
+    /// Container directories made ahead of the starts that need them.
+    pub(crate) spares: Arc<crate::spares::Spares>,
     next_ip: AtomicU32,
     /// The pods this node runs now, with their usage counters: this node's own, never a
     /// sibling's.
@@ -116,6 +118,8 @@ impl Runtime {
             (cpu, node_memory_bytes())
         });
         let allocatable = (cpu, memory, node_disk_bytes(&config.data_dir));
+        let spares = crate::spares::Spares::new(config.data_dir.join("spares"));
+        spares.refill(false);
         Self {
             inner: Arc::new(RuntimeInner {
                 engine,
@@ -125,6 +129,7 @@ impl Runtime {
                 programs,
                 directory,
                 services,
+                spares,
                 next_ip: AtomicU32::new(2),
                 pods: Arc::default(),
                 allocatable,

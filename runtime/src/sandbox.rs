@@ -85,6 +85,12 @@ pub fn fresh_rootfs(dir: &Path, mount_points: &[String]) -> Result<(), RuntimeEr
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(RuntimeError::io(dir))?;
     }
+    root_dirs(dir, mount_points)
+}
+
+/// Makes the standard directories of a root at `dir` and the mount points in it (each
+/// kept if already there).
+pub fn root_dirs(dir: &Path, mount_points: &[String]) -> Result<(), RuntimeError> {
     for sub in ROOT_DIRS
         .iter()
         .map(|s| s.to_string())
