@@ -184,6 +184,9 @@ impl DeferredStatus {
                 None
             }
             None if writes_dependents => {
+                // Keys whose time has passed without another sync (a deleted workload's)
+                // are forgotten here.
+                self.until.retain(|_, until| *until > now);
                 let until = now + STATUS_AFTER;
                 self.until.insert(key.to_owned(), until);
                 Some(until)
@@ -236,6 +239,12 @@ mod tests {
             Some(until + STATUS_AFTER),
             "and a later write to dependents puts the next one off again"
         );
+        let much_later = until + STATUS_AFTER * 2;
+        assert_eq!(
+            d.put_off("ns/gone", much_later, true, true),
+            Some(much_later + STATUS_AFTER)
+        );
+        assert_eq!(d.until.len(), 1, "a key whose time passed unsynced is forgotten");
     }
 
     #[tokio::test(start_paused = true)]
