@@ -89,6 +89,22 @@ pub enum Effect {
     Event(EventNote),
 }
 
+impl Effect {
+    /// A write of the deployment's own status.
+    pub fn is_status(&self) -> bool {
+        matches!(self, Effect::UpdateStatus(_))
+    }
+
+    /// A write to the ReplicaSets (creating, scaling, annotating, deleting, adopting or
+    /// releasing one); not the deployment's own annotations, status or events.
+    pub fn writes_dependents(&self) -> bool {
+        !matches!(
+            self,
+            Effect::UpdateStatus(_) | Effect::Event(_) | Effect::UpdateDeploymentAnnotations(_)
+        )
+    }
+}
+
 /// The owner reference a Deployment puts on its ReplicaSets.
 pub fn controller_reference(
     d: &Deployment,

@@ -66,6 +66,18 @@ pub enum Effect {
     Event(EventNote),
 }
 
+impl Effect {
+    /// A write of the ReplicaSet's own status.
+    pub fn is_status(&self) -> bool {
+        matches!(self, Effect::UpdateStatus(_))
+    }
+
+    /// A write to the pods (creating, deleting, adopting or releasing one).
+    pub fn writes_dependents(&self) -> bool {
+        !matches!(self, Effect::UpdateStatus(_) | Effect::Event(_))
+    }
+}
+
 /// The owner reference a ReplicaSet puts on the pods it creates or adopts.
 pub fn controller_reference(rs: &ReplicaSet) -> OwnerReference {
     controller_ref("apps/v1", "ReplicaSet", &rs.metadata)

@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use capstan_core::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use capstan_core::k8s_openapi::api::core::v1::Pod;
 use capstan_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use super::informer::{DeferredStatus, Expectations, Informer, Queue, sleep_until};
 use super::write::{modify, revision};
@@ -152,12 +151,10 @@ pub async fn replica_sets(api: Arc<Api>) -> Result<(), ApiError> {
                 pods: &relevant,
                 now: now(),
             });
-            let status = |e: &replicaset::Effect| matches!(e, replicaset::Effect::UpdateStatus(_));
-            let dependents = effects
-                .iter()
-                .any(|e| !status(e) && !matches!(e, replicaset::Effect::Event(_)));
-            if let Some(until) = deferred.put_off(&k, Instant::now(), dependents, effects.iter().any(status)) {
-                effects.retain(|e| !status(e));
+            let dependents = effects.iter().any(replicaset::Effect::writes_dependents);
+            let status = effects.iter().any(replicaset::Effect::is_status);
+            if let Some(until) = deferred.put_off(&k, Instant::now(), dependents, status) {
+                effects.retain(|e| !e.is_status());
                 queue.add_at(k.clone(), until);
             }
             let rs2 = Arc::clone(&rs);
@@ -292,13 +289,10 @@ pub async fn deployments(api: Arc<Api>) -> Result<(), ApiError> {
                 pods: &matching_pods,
                 now: now(),
             });
-            use deployment::Effect as E;
-            let status = |e: &E| matches!(e, E::UpdateStatus(_));
-            let dependents = effects
-                .iter()
-                .any(|e| !matches!(e, E::UpdateStatus(_) | E::Event(_) | E::UpdateDeploymentAnnotations(_)));
-            if let Some(until) = deferred.put_off(&k, Instant::now(), dependents, effects.iter().any(status)) {
-                effects.retain(|e| !status(e));
+            let dependents = effects.iter().any(deployment::Effect::writes_dependents);
+            let status = effects.iter().any(deployment::Effect::is_status);
+            if let Some(until) = deferred.put_off(&k, Instant::now(), dependents, status) {
+                effects.retain(|e| !e.is_status());
                 queue.add_at(k.clone(), until);
             }
             let d2 = Arc::clone(&d);

@@ -570,3 +570,18 @@ fn min_ready_seconds_holds_the_rollout_until_pods_are_available() {
         "the old ReplicaSet shrinks once the new pod is available"
     );
 }
+
+#[test]
+fn only_replica_set_writes_count_as_writes_to_dependents() {
+    let status = Effect::UpdateStatus(Default::default());
+    assert!(status.is_status() && !status.writes_dependents());
+    assert!(!Effect::UpdateDeploymentAnnotations(Default::default()).writes_dependents());
+    let scale = Effect::ScaleReplicaSet {
+        name: "web-1".into(),
+        replicas: 1,
+        desired_replicas: 1,
+        max_replicas: 2,
+    };
+    assert!(scale.writes_dependents() && !scale.is_status());
+    assert!(Effect::DeleteReplicaSet { name: "web-0".into() }.writes_dependents());
+}

@@ -426,3 +426,16 @@ fn unchanged_status_is_not_written_and_labels_count() {
     let (effects, _) = run(&r, &pods);
     assert!(effects.is_empty(), "{effects:?}");
 }
+
+#[test]
+fn only_pod_writes_count_as_writes_to_dependents() {
+    let status = Effect::UpdateStatus(Default::default());
+    assert!(status.is_status() && !status.writes_dependents());
+    let delete = Effect::DeletePod { name: "p".into() };
+    assert!(delete.writes_dependents() && !delete.is_status());
+    let adopt = Effect::AdoptPod {
+        name: "p".into(),
+        uid: "u".into(),
+    };
+    assert!(adopt.writes_dependents());
+}
