@@ -367,8 +367,9 @@ impl Worker {
         };
         let cdir = self.dir.join("containers").join(name);
         // A container's first start takes a spare directory, made ahead, with a fresh root.
-        let placed = !cdir.exists() && self.rt.spares.place(&cdir);
-        if placed {
+        let first = !cdir.exists();
+        let placed = first && self.rt.spares.place(&cdir);
+        if first {
             self.rt.spares.refill(true);
         }
         let log = match ContainerLog::open(&cdir.join(crate::spares::LOG_FILE)) {

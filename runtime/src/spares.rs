@@ -64,8 +64,13 @@ impl Spares {
     }
 
     /// Makes spares until [`KEEP`] are ready, after [`REFILL_AFTER`], on tokio's blocking
-    /// pool; one refill at a time. Does nothing outside a tokio runtime.
+    /// pool; one refill at a time. Does nothing when the pool is full or outside a tokio
+    /// runtime. Called at every first start, taken spare or not, so a pool that a failed
+    /// refill left empty fills again.
     pub fn refill(self: &Arc<Self>, after: bool) {
+        if self.ready() >= KEEP {
+            return;
+        }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
