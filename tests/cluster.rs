@@ -1260,3 +1260,109 @@ fn services_reach_pods_of_a_node_in_another_process_and_its_guests_reach_service
             .then_some(())
     });
 }
+
+/// A `capstan/tcp-echo` Deployment on `node` listening on port 7000 of its pod IP, behind a
+/// Service of the same name.
+fn tcp_echo(name: &str, node: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: {name}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+      nodeSelector:
+        kubernetes.io/hostname: {node}
+      containers:
+      - image: capstan/tcp-echo
+        name: echo
+        args: [\"7000\", \"0.0.0.0\"]
+        ports:
+        - containerPort: 7000
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  selector:
+    app: {name}
+  ports:
+  - port: 7000
+"
+    )
+}
+
+/// A `capstan/tcp-client` pod on `node` that sends `message` to `host`:7000 and prints the echo.
+fn tcp_client(name: &str, node: &str, host: &str, message: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  restartPolicy: Never
+  nodeSelector:
+    kubernetes.io/hostname: {node}
+  containers:
+  - image: capstan/tcp-client
+    name: client
+    args: [\"{host}\", \"7000\", \"{message}\"]
+"
+    )
+}
+
+#[test]
+fn guests_tcp_connections_cross_processes_by_service_name_and_pod_ip() {
+    let data = DataDir::new("cluster-tcp-across-processes");
+    let up = Up::start(&data, &[]);
+    let _node = RemoteNode::join(&up, &data, &[]);
+    let echoes = data.0.join("echoes.yaml");
+    let manifests = [tcp_echo("echo-far", "far-1"), tcp_echo("echo-here", "capstan")];
+    std::fs::write(&echoes, manifests.join("---\n")).unwrap();
+    up.kubectl_ok(&["apply", "-f", echoes.to_str().unwrap()]);
+    for d in ["echo-far", "echo-here"] {
+        up.kubectl_ok(&["rollout", "status", &format!("deployment/{d}"), "--timeout=90s"]);
+    }
+    let far_ip = eventually("the far echo's pod IP", DEADLINE, || {
+        ready_pod_ips(&up, "app%3Decho-far").into_iter().next()
+    });
+
+    // Clients on each side of the boundary: by Service name and by pod IP into the other
+    // process, and back by the Service's full DNS name.
+    let clients = [
+        ("to-far-by-name", "capstan", "echo-far", "by-name"),
+        ("to-far-by-ip", "capstan", far_ip.as_str(), "by-ip"),
+        ("back-by-dns", "far-1", "echo-here.default.svc.cluster.local", "back"),
+    ];
+    let file = data.0.join("clients.yaml");
+    let manifests: Vec<String> = clients
+        .iter()
+        .map(|(name, node, host, message)| tcp_client(name, node, host, message))
+        .collect();
+    std::fs::write(&file, manifests.join("---\n")).unwrap();
+    up.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    for (name, node, host, message) in clients {
+        let pod = eventually(&format!("{name} to end"), DEADLINE, || {
+            let pod = up.get(&format!("/api/v1/namespaces/default/pods/{name}"));
+            matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed")).then_some(pod)
+        });
+        let out = up.kubectl(&["logs", name]);
+        let log = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            pod["status"]["phase"], "Succeeded",
+            "{name} on {node} to {host}: {log} {}",
+            pod["status"]
+        );
+        assert!(log.contains(&format!("echoed: {message}")), "{name}: {log}");
+        assert_eq!(pod["spec"]["nodeName"], node, "{name}");
+    }
+}

@@ -6,6 +6,10 @@
 //! - any request with `capstan-pod-target: IP:PORT` ([`POD_TARGET_HEADER`]): delivered to that
 //!   port of the pod, without the header and otherwise unchanged, its body streamed; a 503
 //!   marked [`UNSERVED_HEADER`] when the pod is not here or nothing serves the port.
+//! - `CONNECT IP:PORT` with `capstan-pod-source: IP:PORT` ([`POD_SOURCE_HEADER`]): a guest's
+//!   TCP connection from a pod of another process to that port of the pod, which its listener
+//!   accepts from the source address; answered 200 and then carried both ways, or a 503
+//!   marked [`UNSERVED_HEADER`] when nothing listens there.
 //! - `GET /containerLogs/{namespace}/{pod}/{container}?uid=&follow=&tailLines=&limitBytes=&previous=`
 //! - `GET /metrics`: the node's metrics ([`NodeMetrics`]).
 //!
@@ -28,7 +32,7 @@ use tokio::net::TcpListener;
 
 use crate::api::logs::{FileLogs, LogOptions, NodeLogs};
 use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, NodeMetrics};
-use crate::proxy::remote::{POD_TARGET_HEADER, UNSERVED_HEADER};
+use crate::proxy::remote::{POD_SOURCE_HEADER, POD_TARGET_HEADER, UNSERVED_HEADER};
 
 /// What a node endpoint serves.
 pub struct NodeEndpoint {
@@ -58,6 +62,9 @@ pub async fn serve(listener: TcpListener, endpoint: Arc<NodeEndpoint>) {
 
 impl NodeEndpoint {
     async fn handle(&self, mut req: http::Request<Incoming>) -> Response {
+        if req.method() == http::Method::CONNECT {
+            return self.tunnel(req);
+        }
         if let Some(target) = req.headers_mut().remove(POD_TARGET_HEADER) {
             let parsed = target.to_str().ok().and_then(|t| t.parse::<SocketAddr>().ok());
             return match parsed {
@@ -97,6 +104,46 @@ impl NodeEndpoint {
             Ok(resp) => resp,
             Err(e) => plain(502, &format!("pod {target}: {e}\n")),
         }
+    }
+}
+
+impl NodeEndpoint {
+    /// Takes a tunnelled TCP connection to a pod of this process (see the module doc).
+    fn tunnel(&self, mut req: http::Request<Incoming>) -> Response {
+        let target = req
+            .uri()
+            .authority()
+            .and_then(|a| a.as_str().parse::<SocketAddr>().ok());
+        let Some(target) = target else {
+            return plain(400, &format!("CONNECT {}: the target is not IP:PORT\n", req.uri()));
+        };
+        let source = req.headers().get(POD_SOURCE_HEADER);
+        let Some(source) = source.and_then(|s| s.to_str().ok()?.parse::<SocketAddr>().ok()) else {
+            return plain(400, &format!("CONNECT {target}: {POD_SOURCE_HEADER} must be IP:PORT\n"));
+        };
+        let ip = target.ip().to_string();
+        let Some(network) = self.pods.get(&ip) else {
+            return unserved(&format!("pod {ip} does not run here\n"));
+        };
+        let mut stream = match network.net().accept_from(source, target.port()) {
+            Ok(stream) => stream,
+            Err(e) => return unserved(&format!("pod {target}: {e}\n")),
+        };
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            // The guest has the connection already; if the upgrade fails, dropping the
+            // stream closes it, as a reset would.
+            if let Ok(upgraded) = upgrade.await {
+                let mut tunnel = hyper_util::rt::TokioIo::new(upgraded);
+                let _ = tokio::io::copy_bidirectional(&mut stream, &mut tunnel).await;
+            }
+        });
+        // No body and no length: the bytes after this head are the tunnel's.
+        hyper::Response::new(
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
     }
 }
 
@@ -230,6 +277,56 @@ mod tests {
             tokio::spawn(conn);
             let response = sender.send_request(request).await.unwrap();
             assert_eq!(response.status().as_u16(), want, "{target:?} {path}");
+        }
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_to_a_pod_not_here_is_refused_and_one_to_a_node_that_is_gone_unreachable() {
+        use capstan_runtime::net::NetError;
+        let (node, task) = empty_node().await;
+        let remote = RemotePods::default();
+        remote.replace(HashMap::from([("10.100.0.2".to_owned(), node)]));
+        let from: SocketAddr = "10.88.0.2:50000".parse().unwrap();
+        let refused = remote.tunnel("10.100.0.2", 7000, from).await.err();
+        assert_eq!(
+            refused,
+            Some(NetError::ConnectionRefused),
+            "the node answered: nothing listens"
+        );
+        let unknown = remote.tunnel("10.100.0.3", 7000, from).await.err();
+        assert_eq!(unknown, Some(NetError::Unreachable), "no node runs that IP");
+        task.abort();
+        let _ = task.await;
+        let gone = remote.tunnel("10.100.0.2", 7000, from).await.err();
+        assert_eq!(gone, Some(NetError::Unreachable), "the node does not answer");
+    }
+
+    #[tokio::test]
+    async fn a_connect_without_a_source_or_a_target_address_is_a_bad_request() {
+        let (node, task) = empty_node().await;
+        let cases = [
+            ("10.100.0.2:7000", None),
+            ("10.100.0.2:7000", Some("somewhere")),
+            ("web:7000", Some("10.88.0.2:50000")),
+        ];
+        for (target, source) in cases {
+            let mut request = hyper::Request::connect(target)
+                .header(http::header::HOST, target)
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            if let Some(s) = source {
+                request
+                    .headers_mut()
+                    .insert(POD_SOURCE_HEADER, http::HeaderValue::from_static(s));
+            }
+            let stream = tokio::net::TcpStream::connect(node).await.unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let response = sender.send_request(request).await.unwrap();
+            assert_eq!(response.status().as_u16(), 400, "{target} from {source:?}");
         }
         task.abort();
     }

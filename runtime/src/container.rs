@@ -360,9 +360,12 @@ where
             let server = server.clone();
             async move { Ok::<_, std::convert::Infallible>(server(req).await) }
         });
+        // Upgrades are served so that a handler may take a `CONNECT` (a node endpoint's
+        // tunnels); a handler that does not ask for one answers it as any request.
         let _ = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
             .serve_connection(TokioIo::new(io), service)
+            .with_upgrades()
             .await;
     });
 }

@@ -6,8 +6,13 @@
 //! runs and carries HTTP requests to it ([`ServiceResolver::forward`]), over real TCP.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::net::NetError;
 
 /// The body of HTTP requests and responses between pods (wasmtime's `wasi:http` body), and
 /// its error: what a resolver forwarding to another process takes and gives back.
@@ -19,6 +24,17 @@ pub type Activation = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 /// The answer of a pod in another process to a forwarded request.
 pub type Forwarded = Pin<Box<dyn Future<Output = Result<http::Response<WasiBody>, ForwardError>> + Send>>;
+
+/// A byte stream to a pod port on a node in another process: a guest's TCP connection,
+/// carried through that node's endpoint ([`ServiceResolver::tunnel`]).
+pub trait Duplex: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Duplex for T {}
+
+/// The stream [`ServiceResolver::tunnel`] opens once the pod's node has taken the
+/// connection, or why it could not: [`NetError::ConnectionRefused`] when nothing listens
+/// there, [`NetError::Unreachable`] when the node did not answer.
+pub type Tunneled = Pin<Box<dyn Future<Output = Result<Box<dyn Duplex>, NetError>> + Send>>;
 
 /// Why a forwarded request got no answer from the pod.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +98,14 @@ pub trait ServiceResolver: Send + Sync {
         let ip = ip.to_owned();
         Box::pin(async move { Err(ForwardError::Unserved(format!("pod {ip}:{port} runs in no known node"))) })
     }
+
+    /// Opens a TCP connection from `from` (a pod address of this process) to port `port` of
+    /// the pod at `ip` on a node in another process, through that node's endpoint. The
+    /// default reaches no other process.
+    fn tunnel(&self, ip: &str, port: u16, from: SocketAddr) -> Tunneled {
+        let _ = (ip, port, from);
+        Box::pin(async { Err(NetError::Unreachable) })
+    }
 }
 
 /// The process's resolver, once the control plane has set it.
@@ -132,6 +156,16 @@ impl ServiceLink {
         match resolver {
             Some(resolver) => resolver.forward(ip, port, request),
             None => Box::pin(async { Err(ForwardError::Unserved("no cluster to forward to".into())) }),
+        }
+    }
+
+    /// See [`ServiceResolver::tunnel`]; unreachable before the control plane has set a
+    /// resolver.
+    pub fn tunnel(&self, ip: &str, port: u16, from: SocketAddr) -> Tunneled {
+        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match resolver {
+            Some(resolver) => resolver.tunnel(ip, port, from),
+            None => Box::pin(async { Err(NetError::Unreachable) }),
         }
     }
 }

@@ -31,7 +31,7 @@ use capstan_core::k8s_openapi::api::networking::v1::Ingress;
 use capstan_core::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use capstan_runtime::container::{Response, plain, serve_connection};
 use capstan_runtime::directory::PodDirectory;
-use capstan_runtime::services::{Activation, Forwarded, ServiceResolver, WasiBody};
+use capstan_runtime::services::{Activation, Forwarded, ServiceResolver, Tunneled, WasiBody};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -154,6 +154,10 @@ impl ServiceResolver for ServiceTable {
 
     fn forward(&self, ip: &str, port: u16, request: http::Request<WasiBody>) -> Forwarded {
         self.remote.forward_boxed(ip, port, request)
+    }
+
+    fn tunnel(&self, ip: &str, port: u16, from: std::net::SocketAddr) -> Tunneled {
+        self.remote.tunnel(ip, port, from)
     }
 }
 

@@ -123,8 +123,8 @@ impl Connection {
     }
 }
 
-/// A new HTTP/1.1 connection to `addr`, its I/O driven by a task of its own.
-async fn dial(addr: SocketAddr) -> Result<SendRequest<WasiBody>, PoolError> {
+/// A TCP connection to the node endpoint at `addr`, within [`CONNECT_TIMEOUT`].
+pub async fn connect(addr: SocketAddr) -> Result<tokio::net::TcpStream, PoolError> {
     let fail = |reason: String| PoolError::Connect { addr, reason };
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
@@ -132,6 +132,13 @@ async fn dial(addr: SocketAddr) -> Result<SendRequest<WasiBody>, PoolError> {
         Err(_) => return Err(fail(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))),
     };
     let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// A new HTTP/1.1 connection to `addr`, its I/O driven by a task of its own.
+async fn dial(addr: SocketAddr) -> Result<SendRequest<WasiBody>, PoolError> {
+    let fail = |reason: String| PoolError::Connect { addr, reason };
+    let stream = connect(addr).await?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| fail(e.to_string()))?;

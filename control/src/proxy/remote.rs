@@ -1,8 +1,13 @@
 //! Pods of nodes in other processes: where each pod IP lives (a pure function of the Pods and
-//! Nodes), and how a request reaches such a pod — over real TCP (HTTP/1.1) to the endpoint
-//! its node advertises (`InternalIP`, `daemonEndpoints.kubeletEndpoint.Port`, as the apiserver
-//! finds a kubelet), which delivers it to the pod port the [`POD_TARGET_HEADER`] names
-//! (`node_endpoint.rs`). Pods of this process are not listed: the pod directory has them.
+//! Nodes), and how traffic reaches such a pod — over real TCP (HTTP/1.1) to the endpoint its
+//! node advertises (`InternalIP`, `daemonEndpoints.kubeletEndpoint.Port`, as the apiserver
+//! finds a kubelet) (`node_endpoint.rs`):
+//! - a request, which the endpoint delivers to the pod port the [`POD_TARGET_HEADER`] names;
+//! - a guest's TCP connection, as an HTTP `CONNECT` to the pod's `IP:PORT` from the client
+//!   pod's address ([`POD_SOURCE_HEADER`]); once the endpoint answers 200 the connection
+//!   carries the bytes both ways, as through any HTTP proxy's tunnel.
+//!
+//! Pods of this process are not listed: the pod directory has them.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -11,15 +16,21 @@ use std::sync::RwLock;
 use bytes::Bytes;
 use capstan_core::k8s_openapi::api::core::v1::{Node, Pod};
 use capstan_runtime::container::{Response, plain};
-use capstan_runtime::services::{BodyError, ForwardError, Forwarded, WasiBody};
+use capstan_runtime::net::NetError;
+use capstan_runtime::services::{BodyError, Duplex, ForwardError, Forwarded, Tunneled, WasiBody};
 use http::HeaderValue;
 use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
 
-use super::pool::Pool;
+use super::pool::{self, Pool};
 
 /// The header that asks a node endpoint to deliver the request to a pod port, `IP:PORT`; the
 /// endpoint removes it and passes everything else on unchanged.
 pub const POD_TARGET_HEADER: &str = "capstan-pod-target";
+
+/// The header of a `CONNECT` that names the connecting pod's address, `IP:PORT`: what the
+/// guest that accepts the connection sees as its peer.
+pub const POD_SOURCE_HEADER: &str = "capstan-pod-source";
 
 /// The header a node endpoint sets on its 503 when the pod is not there or does not serve the
 /// port: nothing of the request reached a guest, so the sender may try another endpoint.
@@ -181,6 +192,50 @@ impl RemotePods {
     }
 }
 
+impl RemotePods {
+    /// Opens a TCP connection from `from` (a pod address of this process) to port `port` of
+    /// the pod at `ip` on a node in another process: a `CONNECT` over a connection of its own
+    /// (a tunnel holds it for its life, so it is never pooled). Refused when the node answers
+    /// that nothing listens there; unreachable when the pod is on no known node or the node
+    /// does not answer.
+    pub fn tunnel(&self, ip: &str, port: u16, from: SocketAddr) -> Tunneled {
+        let (node, target) = (self.node_of(ip), target_value(ip, port));
+        Box::pin(async move {
+            let (Some(node), Some(target)) = (node, target) else {
+                return Err(NetError::Unreachable);
+            };
+            let unreachable = |e: &dyn std::fmt::Display| {
+                tracing::debug!(%node, target = target.to_str().unwrap_or_default(), "tunnel: {e}");
+                NetError::Unreachable
+            };
+            let stream = pool::connect(node).await.map_err(|e| unreachable(&e))?;
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| unreachable(&e))?;
+            tokio::spawn(async move {
+                let _ = connection.with_upgrades().await;
+            });
+            let request = connect_request(&target, from).map_err(|e| unreachable(&e))?;
+            let response = sender.send_request(request).await.map_err(|e| unreachable(&e))?;
+            if response.status() != http::StatusCode::OK {
+                // The node answered: nothing listens there (or it would not connect).
+                return Err(NetError::ConnectionRefused);
+            }
+            let upgraded = hyper::upgrade::on(response).await.map_err(|e| unreachable(&e))?;
+            Ok(Box::new(TokioIo::new(upgraded)) as Box<dyn Duplex>)
+        })
+    }
+}
+
+/// The `CONNECT` a tunnel to `target` (`IP:PORT`) opens with, from the pod address `from`.
+fn connect_request(target: &HeaderValue, from: SocketAddr) -> http::Result<hyper::Request<WasiBody>> {
+    let authority = target.to_str().unwrap_or_default();
+    hyper::Request::connect(authority)
+        .header(http::header::HOST, target)
+        .header(POD_SOURCE_HEADER, from.to_string())
+        .body(empty())
+}
+
 /// `IP:PORT` as the header carries it; `None` for an IP that does not parse.
 fn target_value(ip: &str, port: u16) -> Option<HeaderValue> {
     let ip: IpAddr = ip.parse().ok()?;
@@ -311,5 +366,52 @@ mod tests {
         let sent = hop(request, target_value("10.100.0.2", 8080).unwrap());
         assert_eq!(sent.headers()[POD_TARGET_HEADER], "10.100.0.2:8080");
         assert_eq!(sent.uri(), "http://web/x");
+    }
+
+    /// A node endpoint that takes every `CONNECT` and echoes, after the source header, what
+    /// the tunnel carries until its EOF.
+    async fn echoing_node() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let (io, _) = listener.accept().await.unwrap();
+                capstan_runtime::container::serve_connection(io, |mut req| {
+                    Box::pin(async move {
+                        assert_eq!(req.method(), http::Method::CONNECT);
+                        let target = req.uri().to_string();
+                        let source = req.headers()[POD_SOURCE_HEADER].to_str().unwrap().to_owned();
+                        let upgrade = hyper::upgrade::on(&mut req);
+                        tokio::spawn(async move {
+                            let mut io = TokioIo::new(upgrade.await.unwrap());
+                            let mut got = Vec::new();
+                            io.read_to_end(&mut got).await.unwrap();
+                            let reply = format!("{source} to {target}: {}", String::from_utf8_lossy(&got));
+                            io.write_all(reply.as_bytes()).await.unwrap();
+                            io.shutdown().await.unwrap();
+                        });
+                        hyper::Response::new(empty())
+                    })
+                });
+            }
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_carries_bytes_both_ways_and_names_the_connecting_pod() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (node, task) = echoing_node().await;
+        let remote = RemotePods::default();
+        remote.replace(HashMap::from([("10.100.0.2".to_owned(), node)]));
+        let from = addr("10.88.0.2:50000");
+        let mut tunnel = remote.tunnel("10.100.0.2", 7000, from).await.ok().unwrap();
+        tunnel.write_all(b"hello").await.unwrap();
+        tunnel.shutdown().await.unwrap();
+        let mut back = String::new();
+        tunnel.read_to_string(&mut back).await.unwrap();
+        assert_eq!(back, "10.88.0.2:50000 to 10.100.0.2:7000: hello");
+        task.abort();
     }
 }

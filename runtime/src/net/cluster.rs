@@ -14,7 +14,7 @@ use std::sync::{Arc, Weak};
 
 use super::loopback::Loopback;
 use crate::directory::PodDirectory;
-use crate::services::ServiceLink;
+use crate::services::{ServiceLink, Tunneled};
 
 /// One pod's view of the cluster.
 pub struct Cluster {
@@ -28,9 +28,17 @@ pub struct Cluster {
     turn: AtomicUsize,
 }
 
-/// Listeners a connection may go to (a pod's registry and the port there), in the
-/// order to try them.
-pub type Peers = Vec<(Arc<Loopback>, u16)>;
+/// Where a connection beyond the pod may go.
+pub enum Peer {
+    /// A pod of this process: its registry, and the port there.
+    Local(Arc<Loopback>, u16),
+    /// A pod on a node in another process: its IP, and the port there. Reached through a
+    /// tunnel to that node's endpoint (`tunnel.rs`).
+    Remote(IpAddr, u16),
+}
+
+/// The peers a connection may go to, in the order to try them.
+pub type Peers = Vec<Peer>;
 
 impl Cluster {
     pub fn new(namespace: impl Into<String>, pods: &Arc<PodDirectory>, services: Arc<ServiceLink>) -> Self {
@@ -47,27 +55,42 @@ impl Cluster {
     }
 
     /// Where a connection to `to` (an address outside the pod) may go: the pod at that
-    /// IP, or the ready endpoints of the Service with that cluster IP and port, from
-    /// the next one in turn, leaving out endpoints no pod of this process has. `None`:
-    /// nothing of the cluster has that address. `Some` of nothing: a Service without
-    /// a ready endpoint (or without that port), which refuses as kube-proxy's reject
-    /// rule does.
+    /// IP, in this process or on a node of another, or the ready endpoints of the
+    /// Service with that cluster IP and port, from the next one in turn, leaving out
+    /// endpoints no known node runs. `None`: nothing of the cluster has that address.
+    /// `Some` of nothing: a Service without a ready endpoint (or without that port),
+    /// which refuses as kube-proxy's reject rule does.
     pub fn route(&self, to: SocketAddr) -> Option<Peers> {
         let pods = self.pods.upgrade()?;
-        let ip = to.ip().to_canonical().to_string();
-        if let Some(pod) = pods.get(&ip) {
-            return Some(vec![(Arc::clone(pod.net().loopback()), to.port())]);
+        let ip = to.ip().to_canonical();
+        if let Some(peer) = self.peer(&pods, ip, to.port()) {
+            return Some(vec![peer]);
         }
-        let endpoints = self.services.endpoints(&ip, to.port(), &self.namespace)?;
+        let endpoints = self.services.endpoints(&ip.to_string(), to.port(), &self.namespace)?;
         let start = self.turn.fetch_add(1, Ordering::Relaxed);
         Some(
             (0..endpoints.len())
                 .filter_map(|i| {
                     let (ip, port) = &endpoints[(start + i) % endpoints.len()];
-                    pods.get(ip).map(|pod| (Arc::clone(pod.net().loopback()), *port))
+                    self.peer(&pods, ip.parse().ok()?, *port)
                 })
                 .collect(),
         )
+    }
+
+    /// The pod at `ip` as a peer: in this process's directory, else on a node of another
+    /// process the resolver knows.
+    fn peer(&self, pods: &PodDirectory, ip: IpAddr, port: u16) -> Option<Peer> {
+        let key = ip.to_string();
+        if let Some(pod) = pods.get(&key) {
+            return Some(Peer::Local(Arc::clone(pod.net().loopback()), port));
+        }
+        self.services.remote(&key).then_some(Peer::Remote(ip, port))
+    }
+
+    /// Opens a tunnel from `from` to `port` of the pod at `ip` in another process.
+    pub fn tunnel(&self, ip: IpAddr, port: u16, from: SocketAddr) -> Tunneled {
+        self.services.tunnel(&ip.to_string(), port, from)
     }
 
     /// What cluster DNS answers for `name` in this pod's namespace; `None` when it
@@ -78,8 +101,9 @@ impl Cluster {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::loopback::{ConnEnd, NetError, PortLease};
+    use super::super::tunnel::Dialing;
     use super::super::{Destination, PodNet};
     use super::*;
     use crate::network::PodNetwork;
@@ -113,7 +137,7 @@ mod tests {
 
     /// A process with pods at the given IPs; returns their nets (the first is the
     /// client, in namespace `shop`).
-    fn process(ips: &[&str], services: FakeServices) -> (Arc<PodDirectory>, Vec<PodNet>) {
+    pub(crate) fn process(ips: &[&str], services: impl ServiceResolver + 'static) -> (Arc<PodDirectory>, Vec<PodNet>) {
         let directory = Arc::new(PodDirectory::default());
         let link = Arc::new(ServiceLink::default());
         link.set(Arc::new(services));
@@ -133,7 +157,7 @@ mod tests {
         (directory, nets)
     }
 
-    fn listen(net: &PodNet, at: &str) -> (PortLease, Arc<super::super::loopback::AcceptQueue>) {
+    pub(crate) fn listen(net: &PodNet, at: &str) -> (PortLease, Arc<super::super::loopback::AcceptQueue>) {
         let lease = net.loopback().bind(addr(at)).unwrap();
         let queue = net.loopback().listen(&lease, 8).unwrap();
         (lease, queue)
@@ -142,7 +166,15 @@ mod tests {
     fn dial(net: &PodNet, to: &str) -> Result<(ConnEnd, PortLease), NetError> {
         let to = addr(to);
         let dest = net.destination(to)?;
-        net.dial(dest, None, to)
+        done(net.dial(dest, None, to))
+    }
+
+    /// The outcome of a connect that only pods of this process took part in.
+    fn done(dialing: Dialing) -> Result<(ConnEnd, PortLease), NetError> {
+        match dialing {
+            Dialing::Done(outcome) => outcome,
+            Dialing::Pending(_) => panic!("a connect within the process waits on nothing"),
+        }
     }
 
     #[test]
@@ -223,12 +255,12 @@ mod tests {
         let dest = nets[0].destination(to).unwrap();
         assert!(matches!(dest, Destination::Cluster(_)));
         assert_eq!(
-            nets[0].dial(dest, Some(lease), to).err(),
+            done(nets[0].dial(dest, Some(lease), to)).err(),
             Some(NetError::InvalidArgument)
         );
         let bound = nets[0].loopback().bind(addr("0.0.0.0:4000")).unwrap();
         let dest = nets[0].destination(to).unwrap();
-        let (end, _) = nets[0].dial(dest, Some(bound), to).unwrap();
+        let (end, _) = done(nets[0].dial(dest, Some(bound), to)).unwrap();
         assert_eq!(end.local, addr("10.88.0.2:4000"));
     }
 

@@ -7,11 +7,12 @@
 //! unspecified address, takes the port for the whole pod, so a second bind fails
 //! with address-in-use whatever address it names. A connect to a pod address reaches
 //! a listener whose bound address covers it (unspecified covers all; loopback covers
-//! loopback of either family; the pod IP covers itself). A connect beyond the pod goes
-//! to another pod's registry ([`Loopback::connect_out`], which `cluster.rs` feeds with
-//! the listeners an address leads to), arriving at that pod's IP from this pod's IP, as
-//! over a pod network; any other destination is denied before anything leaves the
-//! process: the host network is off by default.
+//! loopback of either family; the pod IP covers itself). A connect beyond the pod leaves
+//! from the pod IP ([`Loopback::outbound`]) and arrives at another pod's registry
+//! ([`Loopback::connect_from_peer`]) at that pod's IP, as over a pod network (`cluster.rs`
+//! says which pods an address leads to, `tunnel.rs` makes the connection); any other
+//! destination is denied before anything leaves the process: the host network is off by
+//! default.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -49,6 +50,9 @@ pub enum NetError {
     /// The destination is the unspecified address, a multicast one, or port 0.
     #[error("invalid destination address")]
     InvalidArgument,
+    /// The destination pod runs on a node in another process, which did not answer.
+    #[error("the destination pod's node cannot be reached")]
+    Unreachable,
 }
 
 /// The registry of one pod. Shared (`Arc`) by every store of the pod.
@@ -153,37 +157,28 @@ impl Loopback {
         Ok((client, lease))
     }
 
-    /// Connects a guest socket to an address outside the pod: to the first of `peers`
-    /// (another pod's registry and the port there) that takes the connection, skipping
-    /// those with no listener on the pod IP. The client end comes from this pod's IP
-    /// (`lease`'s port, or an ephemeral one) and names `to` as its remote address, which
-    /// for a Service is its cluster IP while the peer sees its own pod IP, as after
-    /// kube-proxy's DNAT. No peer taking it is a refusal.
-    pub fn connect_out(
+    /// The port and source address a guest socket leaves the pod from to reach `to`,
+    /// an address outside the pod: `lease`'s port, or an ephemeral one, at the pod IP.
+    /// A socket bound to loopback cannot leave the pod (Linux drops such packets as
+    /// martians): said at once rather than left to hang.
+    pub fn outbound(
         self: &Arc<Self>,
         lease: Option<PortLease>,
         to: SocketAddr,
-        peers: &[(Arc<Loopback>, u16)],
-    ) -> Result<(ConnEnd, PortLease), NetError> {
+    ) -> Result<(PortLease, SocketAddr), NetError> {
         // Without a pod IP there is no address to leave the pod from.
         let source = self.pod_ip.ok_or(NetError::AccessDenied(to.ip()))?;
         let lease = match lease {
             Some(l) => l,
             None => self.bind(SocketAddr::new(source, 0))?,
         };
-        let local = match lease.addr.ip() {
-            ip if ip.is_unspecified() || ip.to_canonical() == source => SocketAddr::new(source, lease.addr.port()),
-            // Bound to loopback: such a socket cannot talk past the pod (Linux drops
-            // the packets as martians); say so rather than hang.
-            _ => return Err(NetError::InvalidArgument),
-        };
-        for (peer, port) in peers {
-            if let Ok(mut client) = peer.connect_from_peer(local, *port) {
-                client.remote = to;
-                return Ok((client, lease));
+        match lease.addr.ip() {
+            ip if ip.is_unspecified() || ip.to_canonical() == source => {
+                let local = SocketAddr::new(source, lease.addr.port());
+                Ok((lease, local))
             }
+            _ => Err(NetError::InvalidArgument),
         }
-        Err(NetError::ConnectionRefused)
     }
 
     /// Takes a connection from another pod (`from`: its pod IP and port) to whatever

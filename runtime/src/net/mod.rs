@@ -1,6 +1,8 @@
 //! A pod's in-memory TCP network: containers of one pod reach each other at
-//! `localhost` (or the pod IP), and other pods of the process by pod IP, Service
-//! cluster IP or Service name, with no host socket; nothing else.
+//! `localhost` (or the pod IP), and other pods by pod IP, Service cluster IP or Service
+//! name, with no host socket for pods of this process; nothing else. A pod on a node in
+//! another process is reached through a tunnel to that node (`tunnel.rs`), which is the
+//! only host traffic a guest's connect can cause, and only to the cluster's nodes.
 //!
 //! Why Capstan's own: wasmtime-wasi's TCP wraps OS sockets and has no pluggable
 //! network, so two containers of a pod would share the host's port space and other
@@ -14,7 +16,7 @@
 //! code (probes, `--publish`, an HTTP client) uses [`PodNet::connect`].
 //!
 //! Deny by default: a guest can bind only the pod's addresses and connect only to
-//! them, to pods of this process and to Services; any other destination is
+//! them, to the cluster's pods and to Services; any other destination is
 //! `access-denied` before anything leaves the process. Names resolve to `localhost`
 //! and Services only (`name-unresolvable` otherwise).
 
@@ -26,6 +28,7 @@ pub mod loopback;
 pub mod pipe;
 mod socket;
 mod tcp;
+mod tunnel;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -44,8 +47,9 @@ pub use loopback::NetError;
 pub use socket::TcpSocket;
 
 use crate::store::ContainerData;
-use loopback::{ConnEnd, Loopback, PortLease};
+use loopback::{Loopback, PortLease};
 use pipe::{PipeReader, PipeWriter};
+use tunnel::Dialing;
 
 /// The network of one pod. Cloning shares it: every store of the pod holds one.
 #[derive(Clone)]
@@ -119,16 +123,12 @@ impl PodNet {
     }
 
     /// Connects a guest socket (holding `lease` if it bound one) to `to`, which
-    /// [`PodNet::destination`] led to `dest`.
-    pub(crate) fn dial(
-        &self,
-        dest: Destination,
-        lease: Option<PortLease>,
-        to: SocketAddr,
-    ) -> Result<(ConnEnd, PortLease), NetError> {
+    /// [`PodNet::destination`] led to `dest`: at once, unless a peer is a pod in another
+    /// process (`tunnel.rs`).
+    pub(crate) fn dial(&self, dest: Destination, lease: Option<PortLease>, to: SocketAddr) -> Dialing {
         match dest {
-            Destination::Pod => self.loopback.connect(lease, to),
-            Destination::Cluster(peers) => self.loopback.connect_out(lease, to, &peers),
+            Destination::Pod => Dialing::Done(self.loopback.connect(lease, to)),
+            Destination::Cluster(peers) => tunnel::dial_out(&self.loopback, self.cluster.as_ref(), lease, to, peers),
         }
     }
 
@@ -146,7 +146,22 @@ impl PodNet {
         Ok(HostStream {
             input: end.input,
             output: end.output,
-            _lease: lease,
+            _lease: Some(lease),
+        })
+    }
+
+    /// Takes a connection from a pod on a node in another process (`from`: its pod
+    /// address) to whatever listens on `port` at this pod's IP, as a connection from a
+    /// pod of this process would arrive: the guest's `accept` sees `from`. The returned
+    /// stream carries the connection's bytes (a node endpoint copies them to and from its
+    /// tunnel). Fails with [`NetError::ConnectionRefused`] when nothing listens on
+    /// the pod IP there or the backlog is full.
+    pub fn accept_from(&self, from: SocketAddr, port: u16) -> Result<HostStream, NetError> {
+        let end = self.loopback.connect_from_peer(from, port)?;
+        Ok(HostStream {
+            input: end.input,
+            output: end.output,
+            _lease: None,
         })
     }
 }
@@ -156,7 +171,9 @@ impl PodNet {
 pub struct HostStream {
     input: PipeReader,
     output: PipeWriter,
-    _lease: PortLease,
+    /// The client port it holds in the pod, for a connection from the host; none for one
+    /// from another pod (the port is that pod's).
+    _lease: Option<PortLease>,
 }
 
 impl AsyncRead for HostStream {

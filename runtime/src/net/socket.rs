@@ -12,12 +12,15 @@
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
+
 use wasmtime_wasi::p2::Pollable;
 use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddressFamily};
 
 use super::PodNet;
 use super::loopback::{AcceptQueue, ConnEnd, DEFAULT_BACKLOG, Loopback, NetError, PortLease};
 use super::pipe::{PIPE_CAPACITY, Pipe};
+use super::tunnel::Dialing;
 
 /// Linux's defaults for the options a guest may read before setting them.
 const DEFAULT_KEEP_ALIVE_IDLE_NS: u64 = 7200 * 1_000_000_000;
@@ -39,8 +42,9 @@ enum State {
     Bound(PortLease),
     ListenStarted(Listener),
     Listening(Listener),
-    /// `start-connect` ran; the outcome waits for `finish-connect`.
-    Connecting(Result<(ConnEnd, PortLease), NetError>),
+    /// `start-connect` ran; the outcome waits for `finish-connect` (and, for a pod in
+    /// another process, for the tunnel there).
+    Connecting(Dialing),
     Connected(Connected),
     /// After a failed connect (WASI sockets are single-use), or while a
     /// connection's streams are being handed to the table.
@@ -97,6 +101,7 @@ impl From<NetError> for ErrorCode {
             NetError::ConnectionRefused => Self::ConnectionRefused,
             NetError::AccessDenied(_) => Self::AccessDenied,
             NetError::InvalidArgument => Self::InvalidArgument,
+            NetError::Unreachable => Self::RemoteUnreachable,
         }
     }
 }
@@ -149,11 +154,20 @@ impl TcpSocket {
         Ok(())
     }
 
-    /// The connection `start-connect` made. The caller hands its streams to the
-    /// table and then calls [`TcpSocket::set_connected`].
+    /// The connection `start-connect` made (would-block while a tunnel to another
+    /// process is still opening). The caller hands its streams to the table and then
+    /// calls [`TcpSocket::set_connected`].
     pub fn finish_connect(&mut self) -> Result<(ConnEnd, PortLease), ErrorCode> {
         match self.take() {
-            State::Connecting(outcome) => Ok(outcome?),
+            State::Connecting(Dialing::Done(outcome)) => Ok(outcome?),
+            State::Connecting(Dialing::Pending(mut rx)) => match rx.try_recv() {
+                Ok(outcome) => Ok(outcome?),
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    Err(self.restore(State::Connecting(Dialing::Pending(rx)), ErrorCode::WouldBlock))
+                }
+                // The dialing task is gone without an answer: the runtime is stopping.
+                Err(oneshot::error::TryRecvError::Closed) => Err(ErrorCode::RemoteUnreachable),
+            },
             other => Err(self.restore(other, ErrorCode::NotInProgress)),
         }
     }
@@ -292,10 +306,16 @@ impl TcpSocket {
 #[wasmtime_wasi::async_trait]
 impl Pollable for TcpSocket {
     /// Ready when `finish-*` or `accept` would not say would-block: a listener
-    /// waits for a connection; everything else in memory completes at once.
+    /// waits for a connection, a connect for its tunnel to another process;
+    /// everything else in memory completes at once.
     async fn ready(&mut self) {
-        if let State::Listening(l) = &self.state {
-            std::future::poll_fn(|cx| l.queue.poll_ready(cx)).await;
+        match &mut self.state {
+            State::Listening(l) => std::future::poll_fn(|cx| l.queue.poll_ready(cx)).await,
+            State::Connecting(Dialing::Pending(rx)) => {
+                let outcome = rx.await.unwrap_or(Err(NetError::Unreachable));
+                self.state = State::Connecting(Dialing::Done(outcome));
+            }
+            _ => {}
         }
     }
 }
