@@ -1366,3 +1366,95 @@ fn guests_tcp_connections_cross_processes_by_service_name_and_pod_ip() {
         assert_eq!(pod["spec"]["nodeName"], node, "{name}");
     }
 }
+
+/// The log ambassadors at zero replicas on the node of `capstan up`, woken on demand; the
+/// random generators that POST to them on a `capstan node` in another process.
+fn woken_from_another_process(node_port: u16) -> String {
+    across_processes(node_port).replacen(
+        "  name: log-ambassador
+spec:
+  replicas: 2",
+        "  name: log-ambassador
+  annotations:
+    capstan.dev/scale-to-zero: \"true\"
+    capstan.dev/scale-to-zero-grace-period: 1h
+spec:
+  replicas: 0",
+        1,
+    )
+}
+
+#[test]
+fn a_guest_in_another_process_wakes_a_service_at_zero_through_the_service_proxy() {
+    let data = DataDir::new("cluster-wake-across-processes");
+    let up = Up::start(&data, &[]);
+    let _node = RemoteNode::join(&up, &data, &[]);
+    let port = free_node_port(5);
+    let manifest = woken_from_another_process(port);
+    assert!(manifest.contains("replicas: 0"), "{manifest}");
+    let file = data.0.join("wake.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    up.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    up.kubectl_ok(&["rollout", "status", "deployment/random-generator", "--timeout=90s"]);
+    let replicas = |name: &str| {
+        up.get(&format!("/apis/apps/v1/namespaces/default/deployments/{name}"))["spec"]["replicas"].clone()
+    };
+    assert_eq!(replicas("log-ambassador"), 0);
+
+    // The API server's service proxy answers from a generator in the other process. The
+    // generator POSTs its number to the ambassadors' Service, which has no pod: its node
+    // relays the POST to the API server's service proxy, whose activator wakes the
+    // ambassadors and hands it to the first one ready.
+    let raw = up.kubectl_ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/services/random-generator:8080/proxy/",
+    ]);
+    let served: Value = serde_json::from_str(&raw).expect("JSON through the service proxy");
+    let number = served["random"].to_string();
+    assert!(served["random"].is_number(), "{served}");
+    eventually("the woken ambassador to log the number", DEADLINE, || {
+        let out = up.kubectl(&["logs", "-l", "app=log-ambassador"]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains(number.as_str())
+            .then_some(())
+    });
+    // Once awake, the remote generators reach the ambassador directly, through the node port.
+    let addr = format!("127.0.0.1:{port}");
+    let body = eventually("the remote generators behind the node port", DEADLINE, || {
+        match http(&addr, "GET", "/", "", "") {
+            Ok((200, body)) => Some(body),
+            _ => None,
+        }
+    });
+    let number = serde_json::from_str::<Value>(&body).expect("JSON")["random"].to_string();
+    eventually("the ambassador to log the next number", DEADLINE, || {
+        let out = up.kubectl(&["logs", "-l", "app=log-ambassador"]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains(number.as_str())
+            .then_some(())
+    });
+    assert_eq!(replicas("log-ambassador"), 1, "woken once");
+    // What the service proxy refuses, as Kubernetes does.
+    for (path, said) in [
+        (
+            "/api/v1/namespaces/default/services/nope:80/proxy/",
+            "services \"nope\" not found",
+        ),
+        (
+            "/api/v1/namespaces/default/services/https:random-generator:8080/proxy/",
+            "scheme \"https\" is not served",
+        ),
+        (
+            "/api/v1/namespaces/default/services/random-generator:9999/proxy/",
+            "no endpoints available",
+        ),
+    ] {
+        let out = up.kubectl(&["get", "--raw", path]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(said), "{path}: {stderr}");
+    }
+    let ambassadors = up.pods("app%3Dlog-ambassador");
+    assert_eq!(ambassadors.len(), 1);
+    assert_eq!(ambassadors[0]["spec"]["nodeName"], "capstan");
+}

@@ -268,6 +268,8 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
         services: Arc::clone(&services),
         activator: Arc::clone(&activator),
     });
+    // The API server's `services/{name}/proxy` sends requests as the ingress does.
+    api.register_service_proxy(Arc::clone(&forwarder) as Arc<dyn crate::api::service_proxy::ServiceProxy>);
     tasks.push(tokio::spawn(crate::manager::workloads::forever(
         "activator",
         Arc::clone(&api),
@@ -379,6 +381,11 @@ pub async fn join(
         }),
     ));
     let services = Arc::new(crate::proxy::ServiceTable::default());
+    // Guests' requests to a Service without a ready endpoint go to the API server's service
+    // proxy, where the activator wakes a Service that scales on demand.
+    if let Some(server) = api_server_address(server).await {
+        services.relay_through(server);
+    }
     runtime.set_service_resolver(Arc::clone(&services) as Arc<dyn capstan_runtime::services::ServiceResolver>);
     let followed = tokio::spawn(crate::proxy::follow::follow(
         client.clone(),
@@ -395,6 +402,22 @@ pub async fn join(
         served.abort();
         followed.abort();
     }))
+}
+
+/// The address of the API server at `server` (`http://host:port`), if it resolves.
+async fn api_server_address(server: &str) -> Option<SocketAddr> {
+    let authority = server.strip_prefix("http://")?.trim_end_matches('/');
+    let authority = authority.split('/').next()?;
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let mut found = tokio::net::lookup_host(with_port).await.ok()?;
+    found.next()
 }
 
 /// A pod address block for a node joining from elsewhere, from its name: one of

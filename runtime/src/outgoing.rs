@@ -115,18 +115,21 @@ impl Target {
     fn send(self, services: &ServiceLink, request: http::Request<WasiBody>, hops: Option<&Hops>) -> SendFuture {
         match self {
             Target::Local(network, port) => local(network, port, request, hops),
-            Target::Remote(ip, port) => {
-                let forwarded = services.forward(&ip, port, request);
-                Box::new(async move {
-                    let response = forwarded.await.map_err(|e| match e {
-                        ForwardError::Unserved(_) => Error::ConnectionRefused,
-                        ForwardError::Broken(_) => Error::ConnectionTerminated,
-                    })?;
-                    Ok((response, Box::new(async { Ok(()) }) as IoFuture))
-                })
-            }
+            Target::Remote(ip, port) => answered(services.forward(&ip, port, request)),
         }
     }
+}
+
+/// The response another process gives, as `wasi:http` reports it: nothing reaching a guest
+/// is a refusal, an exchange that broke a terminated connection.
+fn answered(forwarded: crate::services::Forwarded) -> SendFuture {
+    Box::new(async move {
+        let response = forwarded.await.map_err(|e| match e {
+            ForwardError::Unserved(_) => Error::ConnectionRefused,
+            ForwardError::Broken(_) => Error::ConnectionTerminated,
+        })?;
+        Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+    })
 }
 
 /// Sends `request` to `port` of a pod of this process. With `hops`, the callee runs on
@@ -274,9 +277,13 @@ impl WasiHttpHooks for OutgoingHttp {
                             None => Box::new(async { Err(Error::HttpRequestDenied) }),
                         };
                     }
-                    match self.policy.services.activate(&host, port, &self.policy.namespace) {
-                        Some(activation) => self.after_activation(activation, host, port, request),
-                        None => Box::new(async { Err(Error::HttpRequestDenied) }),
+                    let services = &self.policy.services;
+                    if let Some(activation) = services.activate(&host, port, &self.policy.namespace) {
+                        return self.after_activation(activation, host, port, request);
+                    }
+                    match services.relay(&host, port, &self.policy.namespace, request) {
+                        Ok(relayed) => answered(relayed),
+                        Err(_) => Box::new(async { Err(Error::HttpRequestDenied) }),
                     }
                 }
             },

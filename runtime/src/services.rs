@@ -99,6 +99,23 @@ pub trait ServiceResolver: Send + Sync {
         Box::pin(async move { Err(ForwardError::Unserved(format!("pod {ip}:{port} runs in no known node"))) })
     }
 
+    /// For a request to `host:port` (a Service with no ready endpoint that
+    /// [`ServiceResolver::activate`] does not wake here) as a client in `namespace` names it:
+    /// another process that holds it while the Service's workload wakes and answers it (the
+    /// control plane's activator, for a node in a process of its own). The request comes back
+    /// when there is none; the default knows none.
+    #[allow(clippy::result_large_err, reason = "the request is handed back, not an error")]
+    fn relay(
+        &self,
+        host: &str,
+        port: u16,
+        namespace: &str,
+        request: http::Request<WasiBody>,
+    ) -> Result<Forwarded, http::Request<WasiBody>> {
+        let _ = (host, port, namespace);
+        Err(request)
+    }
+
     /// Opens a TCP connection from `from` (a pod address of this process) to port `port` of
     /// the pod at `ip` on a node in another process, through that node's endpoint. The
     /// default reaches no other process.
@@ -156,6 +173,23 @@ impl ServiceLink {
         match resolver {
             Some(resolver) => resolver.forward(ip, port, request),
             None => Box::pin(async { Err(ForwardError::Unserved("no cluster to forward to".into())) }),
+        }
+    }
+
+    /// See [`ServiceResolver::relay`]; the request comes back before the control plane has
+    /// set a resolver.
+    #[allow(clippy::result_large_err, reason = "the request is handed back, not an error")]
+    pub fn relay(
+        &self,
+        host: &str,
+        port: u16,
+        namespace: &str,
+        request: http::Request<WasiBody>,
+    ) -> Result<Forwarded, http::Request<WasiBody>> {
+        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match resolver {
+            Some(resolver) => resolver.relay(host, port, namespace, request),
+            None => Err(request),
         }
     }
 

@@ -65,6 +65,10 @@ pub enum ApiError {
     /// A server-side wait ran out (504 Timeout).
     #[error("{0}")]
     Timeout(String),
+    /// What the request is for cannot take it now, e.g. a proxied Service without a ready
+    /// endpoint (503 ServiceUnavailable).
+    #[error("{0}")]
+    ServiceUnavailable(String),
 }
 
 fn invalid_message(kind: &str, name: &str, causes: &[FieldError]) -> String {
@@ -132,6 +136,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::Internal(_) => 500,
             ApiError::Timeout(_) => 504,
+            ApiError::ServiceUnavailable(_) => 503,
         }
     }
 
@@ -149,6 +154,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::Internal(_) => "InternalError",
             ApiError::Timeout(_) => "Timeout",
+            ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
         }
     }
 

@@ -16,6 +16,7 @@ pub mod registry;
 pub mod resources;
 pub mod selector;
 pub mod server;
+pub mod service_proxy;
 pub mod services;
 pub mod strategy;
 pub mod table;

@@ -16,6 +16,14 @@ pub enum Route {
     /// `/api/v1/nodes/{node}/proxy/{path}`: a request passed to the node (the kubelet's
     /// endpoint in Kubernetes); `path` has no leading slash.
     NodeProxy { node: String, path: String },
+    /// `/api/v1/namespaces/{namespace}/services/{[scheme:]name[:port]}/proxy/{path}`: a request
+    /// passed to the Service (`service_proxy.rs`); `service` is the segment as written, `path`
+    /// what follows `/proxy` (at least `/`).
+    ServiceProxy {
+        namespace: String,
+        service: String,
+        path: String,
+    },
     /// `/api`: the core group's versions.
     CoreVersions,
     /// `/apis`: every other group.
@@ -60,6 +68,24 @@ pub fn route(path: &str) -> Result<Route, ApiError> {
             node: (*node).to_owned(),
             path: rest.join("/"),
         }),
+        ["api", "v1", "namespaces", namespace, "services", service, "proxy", ..] => {
+            // What follows `/proxy` as the client wrote it: trailing slashes matter to the
+            // server behind the Service.
+            let marker = format!("/services/{service}/proxy");
+            let rest = path.find(&marker).map_or("", |at| &path[at + marker.len()..]);
+            if !rest.is_empty() && !rest.starts_with('/') {
+                return Err(ApiError::NoSuchPath);
+            }
+            Ok(Route::ServiceProxy {
+                namespace: (*namespace).to_owned(),
+                service: (*service).to_owned(),
+                path: if rest.is_empty() {
+                    "/".to_owned()
+                } else {
+                    rest.to_owned()
+                },
+            })
+        }
         ["api"] => Ok(Route::CoreVersions),
         ["apis"] => Ok(Route::Groups),
         ["openapi", "v2"] => Ok(Route::OpenApiV2),
@@ -181,6 +207,21 @@ mod tests {
                 path: "metrics".into()
             }
         );
+        for (path, rest) in [
+            ("/api/v1/namespaces/shop/services/web:80/proxy", "/"),
+            ("/api/v1/namespaces/shop/services/web:80/proxy/", "/"),
+            ("/api/v1/namespaces/shop/services/web:80/proxy/a/b/", "/a/b/"),
+        ] {
+            assert_eq!(
+                route(path).unwrap(),
+                Route::ServiceProxy {
+                    namespace: "shop".into(),
+                    service: "web:80".into(),
+                    path: rest.into()
+                },
+                "{path}"
+            );
+        }
         assert_eq!(route("/api").unwrap(), Route::CoreVersions);
         assert_eq!(route("/apis/").unwrap(), Route::Groups);
         assert_eq!(route("/apis/apps").unwrap(), Route::Group("apps"));

@@ -126,6 +126,8 @@ pub struct Api {
     metrics: Arc<ControlMetrics>,
     /// Events recorded for the background sink, while one runs (see `events`).
     events: crate::events::EventQueue,
+    /// The service proxy of this process, once registered (see `service_proxy.rs`).
+    pub(super) service_proxy: std::sync::OnceLock<Arc<dyn super::service_proxy::ServiceProxy>>,
 }
 
 impl Api {
@@ -143,6 +145,7 @@ impl Api {
             service_allocation: std::sync::Mutex::new(()),
             metrics,
             events: Default::default(),
+            service_proxy: Default::default(),
         })
     }
 

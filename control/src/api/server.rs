@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
@@ -29,11 +29,19 @@ use super::selector::{FieldSelector, LabelSelector};
 use super::table::{self, IncludeObject};
 use super::watch::{Event, WatchOptions};
 use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, RequestKind};
+use crate::proxy::remote::UNSERVED_HEADER;
 
 /// The largest request body accepted, as kube-apiserver's 3 MiB.
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
-type Body = BoxBody<Bytes, Infallible>;
+/// A response body; only a proxied one can fail (its server broke off), which ends the
+/// connection as an upstream failure should.
+type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A body that is complete in memory.
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
 
 /// Serves the API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, api: Arc<Api>) {
@@ -72,11 +80,20 @@ async fn handle(api: Arc<Api>, req: Request<Incoming>, local: &str) -> Response<
     let kind = RequestKind::of(req.method(), &routed, req.uri().query());
     let resp = match dispatch(Arc::clone(&api), req, routed, local).await {
         Ok(resp) => resp,
-        Err(err) => json_response(
-            StatusCode::from_u16(err.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            &err.status(),
-            &[],
-        ),
+        Err(err) => {
+            let mut resp = json_response(
+                StatusCode::from_u16(err.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                &err.status(),
+                &[],
+            );
+            if matches!(err, ApiError::ServiceUnavailable(_)) {
+                // Nothing of the request reached a guest: a node that relayed its guest's
+                // request here refuses it as it would a Service without endpoints.
+                resp.headers_mut()
+                    .insert(UNSERVED_HEADER, HeaderValue::from_static("true"));
+            }
+            resp
+        }
     };
     api.metrics()
         .observe_request(kind, resp.status().as_u16(), started.elapsed());
@@ -152,6 +169,31 @@ async fn dispatch(
     local: &str,
 ) -> Result<Response<Body>, ApiError> {
     let route = routed?;
+    if let Route::ServiceProxy {
+        namespace,
+        service,
+        path,
+    } = &route
+    {
+        // Passed on as it comes, its body streamed: no API body limit applies.
+        let resp = api.proxy_to_service(namespace, service, path, req).await?;
+        if resp.headers().contains_key(UNSERVED_HEADER) {
+            // The proxy's own refusal (no ready endpoint, none to wake), not a pod's answer:
+            // a Status, as Kubernetes answers it.
+            let text = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let message = String::from_utf8_lossy(&text).trim().to_owned();
+            return Err(ApiError::ServiceUnavailable(message));
+        }
+        return Ok(resp.map(|b| {
+            b.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                .boxed_unsync()
+        }));
+    }
     let query: HashMap<String, String> = req
         .uri()
         .query()
@@ -182,7 +224,7 @@ async fn dispatch(
     let ok = |v: &Value| Ok(json_response(StatusCode::OK, v, &[]));
     match route {
         Route::Version => ok(&discovery::version()),
-        Route::Health => Ok(Response::new(Full::new(Bytes::from_static(b"ok")).boxed())),
+        Route::Health => Ok(Response::new(full(Bytes::from_static(b"ok")))),
         Route::Metrics if call.method == Method::GET => {
             let text = api.call(|a| Ok(a.metrics().encode())).await?;
             Ok(text_response(METRICS_CONTENT_TYPE, text))
@@ -196,6 +238,7 @@ async fn dispatch(
             Ok(text_response(METRICS_CONTENT_TYPE, text))
         }
         Route::NodeProxy { .. } => Err(ApiError::NoSuchPath),
+        Route::ServiceProxy { .. } => Err(ApiError::NoSuchPath),
         Route::CoreVersions => ok(&discovery::core_versions(local)),
         Route::Groups => ok(&discovery::groups()),
         Route::Group(g) => ok(&discovery::group(g)),
@@ -330,7 +373,7 @@ async fn resource(api: Arc<Api>, target: Target, call: Call) -> Result<Response<
             match api.logs(&pod, opts)? {
                 Some(rx) => Ok(stream_response("text/plain", rx)),
                 None => {
-                    let mut resp = Response::new(Full::new(Bytes::new()).boxed());
+                    let mut resp = Response::new(full(Bytes::new()));
                     *resp.status_mut() = StatusCode::NO_CONTENT;
                     Ok(resp)
                 }
@@ -438,7 +481,7 @@ fn orphan_dependents_false(call: &Call) -> bool {
 
 fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());
+    let mut resp = Response::new(full(bytes));
     *resp.status_mut() = code;
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -453,7 +496,7 @@ fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Respons
 
 /// A whole text body of the given media type.
 fn text_response(content_type: &'static str, text: String) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(text)).boxed());
+    let mut resp = Response::new(full(text));
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
@@ -469,7 +512,7 @@ fn stream_response(content_type: &'static str, mut rx: mpsc::Receiver<Bytes>) ->
             }
         }
     });
-    let mut resp = Response::new(body.boxed());
+    let mut resp = Response::new(body.map_err(|never| match never {}).boxed_unsync());
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp.headers_mut()

@@ -84,6 +84,14 @@ impl RequestKind {
                     long_running: true,
                 };
             }
+            Route::ServiceProxy { .. } => {
+                return RequestKind {
+                    verb: verb_of(method),
+                    resource: "services",
+                    subresource: "proxy",
+                    long_running: true,
+                };
+            }
             Route::Resource(t) => t,
         };
         let subresource = target

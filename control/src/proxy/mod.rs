@@ -41,6 +41,7 @@ use self::ingress::IngressTable;
 use self::remote::RemotePods;
 use self::table::{Backend, backends};
 use crate::api::resources::find;
+use crate::api::service_proxy::{Proxied, ServicePort, ServiceProxy};
 use crate::api::{Api, ApiError};
 use crate::manager::informer::{Informer, sleep_until};
 
@@ -61,12 +62,21 @@ pub struct ServiceTable {
     activator: std::sync::OnceLock<std::sync::Weak<Activator>>,
     /// The pods of nodes in other processes, and the connections to those nodes.
     pub remote: RemotePods,
+    /// For a node in a process of its own, which has no activator: the API server whose
+    /// service proxy holds guests' requests to a Service without a ready endpoint.
+    relay_to: std::sync::OnceLock<SocketAddr>,
 }
 
 impl ServiceTable {
     /// Lets guests' requests to a Service at zero replicas wake it through `activator`.
     pub fn set_activator(&self, activator: &Arc<Activator>) {
         let _ = self.activator.set(Arc::downgrade(activator));
+    }
+
+    /// Sends guests' requests to a Service without a ready endpoint to the service proxy of
+    /// the API server at `server`, whose activator wakes the Service if it scales on demand.
+    pub fn relay_through(&self, server: SocketAddr) {
+        let _ = self.relay_to.set(server);
     }
 
     /// Port `port` of Service `namespace/service`, as it is now.
@@ -158,6 +168,32 @@ impl ServiceResolver for ServiceTable {
 
     fn tunnel(&self, ip: &str, port: u16, from: std::net::SocketAddr) -> Tunneled {
         self.remote.tunnel(ip, port, from)
+    }
+
+    fn relay(
+        &self,
+        host: &str,
+        port: u16,
+        namespace: &str,
+        request: http::Request<WasiBody>,
+    ) -> Result<Forwarded, http::Request<WasiBody>> {
+        let Some(server) = self.relay_to.get().copied() else {
+            return Err(request);
+        };
+        let path = {
+            let backends = self.backends.read().unwrap_or_else(|e| e.into_inner());
+            match table::resolve(&backends, host, port, namespace) {
+                Ok(Some(b)) if b.external_name.is_none() => {
+                    let rest = request.uri().path_and_query().map_or("/", |p| p.as_str());
+                    format!(
+                        "/api/v1/namespaces/{}/services/{}:{}/proxy{rest}",
+                        b.namespace, b.service, b.port
+                    )
+                }
+                _ => return Err(request),
+            }
+        };
+        Ok(self.remote.relay(server, &path, request))
     }
 }
 
@@ -342,6 +378,7 @@ async fn listen(
 
 /// Where the proxy's listeners send requests: a ready endpoint's pod, through the in-memory
 /// pod network, or — for a Service whose workload scaled to zero — the activator first.
+#[derive(Clone)]
 pub struct Forwarder {
     pub directory: Arc<PodDirectory>,
     pub services: Arc<ServiceTable>,
@@ -349,6 +386,52 @@ pub struct Forwarder {
 }
 
 type Request = hyper::Request<hyper::body::Incoming>;
+
+/// Spreads requests through the API server's service proxy over a Service's endpoints.
+static PROXY_TURN: AtomicUsize = AtomicUsize::new(0);
+
+/// The client address the service proxy's requests count as, for `sessionAffinity`.
+const SERVICE_PROXY_CLIENT: &str = "apiserver";
+
+impl ServiceProxy for Forwarder {
+    /// As the ingress sends a request: to a ready endpoint, or held while the workload wakes.
+    fn proxy(&self, namespace: &str, name: &str, port: ServicePort, request: Request) -> Proxied {
+        let backends: Vec<Backend> = {
+            let all = self.services.backends.read().unwrap_or_else(|e| e.into_inner());
+            all.iter()
+                .filter(|b| b.namespace == namespace && b.service == name)
+                .cloned()
+                .collect()
+        };
+        if backends.is_empty() {
+            let missing = ApiError::NotFound {
+                resource: "services".into(),
+                name: name.to_owned(),
+            };
+            return Box::pin(async move { Err(missing) });
+        }
+        let chosen = match &port {
+            ServicePort::Number(n) => backends.iter().find(|b| b.port == *n),
+            ServicePort::Name(p) => backends.iter().find(|b| b.port_name.as_deref() == Some(p.as_str())),
+            ServicePort::Default if backends.len() == 1 => backends.first(),
+            ServicePort::Default => backends
+                .iter()
+                .find(|b| b.port_name.as_deref().unwrap_or("").is_empty()),
+        };
+        let answer = |text: String| -> Proxied { Box::pin(async move { Err(ApiError::ServiceUnavailable(text)) }) };
+        let Some(backend) = chosen.cloned() else {
+            return answer(format!("no endpoints available for service \"{name}\" on port {port}"));
+        };
+        if backend.external_name.is_some() {
+            return answer(format!(
+                "service \"{name}\" is an ExternalName alias: nothing in the cluster to proxy to"
+            ));
+        }
+        let forwarder = self.clone();
+        let turn = PROXY_TURN.fetch_add(1, Ordering::Relaxed);
+        Box::pin(async move { Ok(forwarder.forward(&backend, turn, SERVICE_PROXY_CLIENT, request).await) })
+    }
+}
 
 impl Forwarder {
     /// Sends a request to a ready endpoint of `backend`; with none, holds it in the
@@ -366,7 +449,12 @@ impl Forwarder {
             Err(req) => req,
         };
         let Some((workloads, timeout)) = self.activator.hold_policy(&backend.namespace, &backend.service) else {
-            return plain(503, &format!("no ready endpoint for service {}\n", backend.describe()));
+            // Marked: nothing reached a guest, so a relaying node refuses its guest's request as
+            // it would a Service without endpoints of its own.
+            let mut resp = plain(503, &format!("no ready endpoint for service {}\n", backend.describe()));
+            resp.headers_mut()
+                .insert(remote::UNSERVED_HEADER, http::HeaderValue::from_static("true"));
+            return resp;
         };
         let held = std::time::Instant::now();
         let current = || {

@@ -227,6 +227,40 @@ impl RemotePods {
     }
 }
 
+impl RemotePods {
+    /// Sends a guest's `request` to `path` (a `services/{name}:{port}/proxy/...` path) of the
+    /// API server at `server`, whose activator holds it while the Service wakes. Nothing
+    /// reaching a guest there (the server is gone, or the Service does not scale on demand
+    /// and has no ready endpoint) is [`ForwardError::Unserved`].
+    pub fn relay(&self, server: SocketAddr, path: &str, request: hyper::Request<WasiBody>) -> Forwarded {
+        let (mut parts, body) = request.into_parts();
+        match path.parse() {
+            Ok(uri) => parts.uri = uri,
+            Err(e) => {
+                let message = format!("cannot relay to {path:?}: {e}");
+                return Box::pin(async move { Err(ForwardError::Unserved(message)) });
+            }
+        }
+        parts.version = http::Version::HTTP_11;
+        let request = hyper::Request::from_parts(parts, body);
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let connection = pool
+                .connection(server)
+                .await
+                .map_err(|e| ForwardError::Unserved(e.to_string()))?;
+            let response = connection
+                .send(request)
+                .await
+                .map_err(|e| ForwardError::Broken(e.to_string()))?;
+            if is_unserved(&response) {
+                return Err(ForwardError::Unserved("the Service has no ready endpoint".into()));
+            }
+            Ok(boxed(response))
+        })
+    }
+}
+
 /// The `CONNECT` a tunnel to `target` (`IP:PORT`) opens with, from the pod address `from`.
 fn connect_request(target: &HeaderValue, from: SocketAddr) -> http::Result<hyper::Request<WasiBody>> {
     let authority = target.to_str().unwrap_or_default();
