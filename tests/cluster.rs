@@ -1377,7 +1377,7 @@ spec:
         "  name: log-ambassador
   annotations:
     capstan.dev/scale-to-zero: \"true\"
-    capstan.dev/scale-to-zero-grace-period: 1h
+    capstan.dev/scale-to-zero-grace-period: 3s
 spec:
   replicas: 0",
         1,
@@ -1435,6 +1435,26 @@ fn a_guest_in_another_process_wakes_a_service_at_zero_through_the_service_proxy(
             .then_some(())
     });
     assert_eq!(replicas("log-ambassador"), 1, "woken once");
+    let ambassadors = up.pods("app%3Dlog-ambassador");
+    assert_eq!(ambassadors.len(), 1);
+    assert_eq!(ambassadors[0]["spec"]["nodeName"], "capstan");
+    // The remote generators' POSTs reach the ambassador without passing the activator; their
+    // node reports them, so the ambassador stays up while they come (for twice its 3 s grace
+    // period), and goes back to zero once they stop.
+    let uid = ambassadors[0]["metadata"]["uid"].clone();
+    let busy = std::time::Instant::now();
+    while busy.elapsed() < Duration::from_secs(6) {
+        assert!(matches!(http(&addr, "GET", "/", "", ""), Ok((200, _))));
+        assert_eq!(replicas("log-ambassador"), 1, "scaled down while busy");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A scale-down and a wake between two looks would leave another pod.
+    let ambassadors = up.pods("app%3Dlog-ambassador");
+    let uids: Vec<&Value> = ambassadors.iter().map(|p| &p["metadata"]["uid"]).collect();
+    assert_eq!(uids, [&uid], "the same ambassador served throughout");
+    eventually("the idle ambassadors to go back to zero", DEADLINE, || {
+        (replicas("log-ambassador") == 0).then_some(())
+    });
     // What the service proxy refuses, as Kubernetes does.
     for (path, said) in [
         (
@@ -1454,7 +1474,73 @@ fn a_guest_in_another_process_wakes_a_service_at_zero_through_the_service_proxy(
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && stderr.contains(said), "{path}: {stderr}");
     }
-    let ambassadors = up.pods("app%3Dlog-ambassador");
-    assert_eq!(ambassadors.len(), 1);
-    assert_eq!(ambassadors[0]["spec"]["nodeName"], "capstan");
+}
+
+#[test]
+fn an_hpa_reads_the_metrics_of_pods_on_a_node_in_another_process() {
+    let data = DataDir::new("cluster-hpa-across-processes");
+    let up = Up::start(&data, &["--horizontal-pod-autoscaler-sync-period", "1s"]);
+    let _node = RemoteNode::join(&up, &data, &[]);
+    let manifest = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: far-generator
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: far-generator
+  template:
+    metadata:
+      labels:
+        app: far-generator
+    spec:
+      nodeSelector:
+        kubernetes.io/hostname: far-1
+      containers:
+      - image: k8spatterns/random-generator:1.0
+        name: main
+        resources:
+          requests:
+            cpu: 100m
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: far-generator
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: far-generator
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource:
+      name: cpu
+      target:
+        type: Utilization
+        averageUtilization: 50
+";
+    let file = data.0.join("far-hpa.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    up.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    up.kubectl_ok(&["rollout", "status", "deployment/far-generator", "--timeout=90s"]);
+    assert_eq!(up.pods("app%3Dfar-generator")[0]["spec"]["nodeName"], "far-1");
+    // The pod's CPU comes from its node's endpoint: the HPA computes a utilization from it
+    // and says it can scale.
+    let status = eventually("the HPA to read the remote pod's CPU", DEADLINE, || {
+        let hpa = up.get("/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/far-generator");
+        let current = &hpa["status"]["currentMetrics"][0]["resource"]["current"];
+        current["averageUtilization"].is_i64().then(|| hpa["status"].clone())
+    });
+    let active = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "ScalingActive")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(active["status"], "True", "{status}");
 }

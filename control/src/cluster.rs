@@ -252,6 +252,7 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
             pods: Arc::clone(&directory),
             logs: None,
             metrics: None,
+            stats: None,
         }),
     )));
     // The nodes' address, where other processes reach that endpoint: the API server's, or
@@ -261,6 +262,13 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
     let services = Arc::new(crate::proxy::ServiceTable::default());
     let ingresses = Arc::new(std::sync::RwLock::new(crate::proxy::ingress::IngressTable::default()));
     base.set_service_resolver(Arc::clone(&services) as Arc<dyn capstan_runtime::services::ServiceResolver>);
+    // The nodes of other processes are polled for their pods' usage and their guests'
+    // Service traffic.
+    let remote_usage = Arc::new(crate::node_stats::RemoteUsage::default());
+    tasks.push(crate::node_stats::spawn_poller(
+        Arc::clone(&services),
+        Arc::clone(&remote_usage),
+    ));
     let activator = crate::proxy::activator::Activator::new(Arc::clone(&api), Arc::clone(&services));
     services.set_activator(&activator);
     let forwarder = Arc::new(crate::proxy::Forwarder {
@@ -324,6 +332,7 @@ pub async fn up(config: ClusterConfig) -> Result<Cluster, ClusterError> {
         );
         agents.push((node.name.clone(), tokio::spawn(agent.run())));
     }
+    usage.push(remote_usage);
     // Pod metrics from these nodes' usage counters, for the HorizontalPodAutoscalers.
     let pod_metrics = crate::manager::pod_metrics::PodMetrics::new(usage, Default::default());
     tasks.push(pod_metrics.spawn());
@@ -370,6 +379,7 @@ pub async fn join(
         .local_addr()
         .map_err(|source| ClusterError::Listen { addr: endpoint, source })?
         .port();
+    let services = Arc::new(crate::proxy::ServiceTable::default());
     let served = tokio::spawn(crate::node_endpoint::serve(
         listener,
         Arc::new(NodeEndpoint {
@@ -378,9 +388,12 @@ pub async fn join(
                 data_dir: node_dir.clone(),
             })),
             metrics: Some(Arc::new(NodeMetrics::new(runtime.clone()))),
+            stats: Some(Arc::new(crate::node_stats::StatsSource {
+                runtime: runtime.clone(),
+                services: Arc::clone(&services),
+            })),
         }),
     ));
-    let services = Arc::new(crate::proxy::ServiceTable::default());
     // Guests' requests to a Service without a ready endpoint go to the API server's service
     // proxy, where the activator wakes a Service that scales on demand.
     if let Some(server) = api_server_address(server).await {

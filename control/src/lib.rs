@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod node_client;
 pub mod node_endpoint;
+pub mod node_stats;
 pub mod proxy;
 pub mod scheduler;
 pub mod store;

@@ -12,6 +12,8 @@
 //!   marked [`UNSERVED_HEADER`] when nothing listens there.
 //! - `GET /containerLogs/{namespace}/{pod}/{container}?uid=&follow=&tailLines=&limitBytes=&previous=`
 //! - `GET /metrics`: the node's metrics ([`NodeMetrics`]).
+//! - `GET /stats`: its pods' usage and its guests' Service traffic, for the control plane's
+//!   pod metrics and activator ([`crate::node_stats`]).
 //!
 //! `capstan up` serves one endpoint for all the nodes of its process, for pod traffic only:
 //! the API server reads the logs and metrics of its own nodes directly.
@@ -32,6 +34,7 @@ use tokio::net::TcpListener;
 
 use crate::api::logs::{FileLogs, LogOptions, NodeLogs};
 use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, NodeMetrics};
+use crate::node_stats::StatsSource;
 use crate::proxy::remote::{POD_SOURCE_HEADER, POD_TARGET_HEADER, UNSERVED_HEADER};
 
 /// What a node endpoint serves.
@@ -42,6 +45,8 @@ pub struct NodeEndpoint {
     pub logs: Option<Arc<FileLogs>>,
     /// The node's metrics (`None`: as for logs).
     pub metrics: Option<Arc<NodeMetrics>>,
+    /// The node's stats (`None`: as for logs).
+    pub stats: Option<Arc<StatsSource>>,
 }
 
 /// Serves the endpoint on `listener` until the task is dropped.
@@ -83,6 +88,23 @@ impl NodeEndpoint {
                 resp
             }
             (["containerLogs", ns, pod, container], _, Some(logs)) => container_log(logs, &req, ns, pod, container),
+            (["stats"], _, _) if self.stats.is_some() => {
+                let stats = self.stats.as_ref().map(|s| s.stats()).unwrap_or_default();
+                match serde_json::to_vec(&stats) {
+                    Ok(json) => {
+                        let mut resp = text(StatusCode::OK, String::new());
+                        *resp.body_mut() = Full::new(Bytes::from(json))
+                            .map_err(|never| match never {})
+                            .boxed_unsync();
+                        resp.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            header::HeaderValue::from_static("application/json"),
+                        );
+                        resp
+                    }
+                    Err(e) => plain(500, &format!("encoding the stats: {e}\n")),
+                }
+            }
             _ => plain(404, "not found\n"),
         }
     }
@@ -218,6 +240,7 @@ mod tests {
             pods: Arc::default(),
             logs: None,
             metrics: None,
+            stats: None,
         });
         (addr, tokio::spawn(serve(listener, endpoint)))
     }

@@ -33,6 +33,19 @@ pub struct UpArgs {
     /// Manifests to create once the cluster is up (files; objects that exist are left alone).
     #[arg(short = 'f', long = "filename")]
     pub files: Vec<PathBuf>,
+    /// How often the HorizontalPodAutoscalers are synced, as a Go duration (`15s`, `1m`):
+    /// kube-controller-manager's flag of the same name.
+    #[arg(long, value_parser = go_duration, default_value = "15s")]
+    pub horizontal_pod_autoscaler_sync_period: std::time::Duration,
+}
+
+/// A flag's Go duration (`500ms`, `15s`, `1m30s`), which must not be zero.
+fn go_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = capstan_control::controllers::scale_to_zero::parse_duration(text)?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
 }
 
 /// Creates the objects of `files` through the API (with its admission), as `kubectl create`
@@ -85,6 +98,9 @@ pub async fn up(data_dir: PathBuf, args: UpArgs) -> Result<ExitCode> {
         allow_host_path: args.allow_host_path,
     })
     .await?;
+    cluster
+        .autoscaler
+        .set_sync_period(args.horizontal_pod_autoscaler_sync_period);
     let server = format!("http://{}", cluster.addr);
     let path = args.kubeconfig.unwrap_or_else(kubeconfig::default_path);
     kubeconfig::write(&path, &server).with_context(|| "writing the kubeconfig")?;

@@ -15,9 +15,9 @@
 //!   longer than the interval and reads near 0 for short ones.
 //!
 //! A pod has values once two samples of it span some time. A pod whose uid changes (deleted
-//! and created again under its name) starts over, as does one whose counters go back. Only the
-//! nodes of this process are sampled: pods of nodes that joined from elsewhere have no values
-//! (the HPA counts them as missing).
+//! and created again under its name) starts over, as does one whose counters go back. Nodes
+//! that joined from other processes are read through the poll of their endpoints
+//! (`node_stats.rs`), each pod's sample timed when its node answered.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -45,6 +45,12 @@ pub trait PodMetricsSource: Send + Sync {
 /// Where the sampler reads a node's pods' counters: its runtime.
 pub trait NodeUsage: Send + Sync {
     fn pod_usage(&self) -> Vec<PodUsage>;
+
+    /// The counters with when they were read, where that is not now (a node of another
+    /// process, read by a poll); `None` is now.
+    fn timed_usage(&self) -> Vec<(Option<Timestamp>, PodUsage)> {
+        self.pod_usage().into_iter().map(|p| (None, p)).collect()
+    }
 }
 
 impl NodeUsage for Runtime {
@@ -120,8 +126,12 @@ struct PodWindow {
 
 impl PodWindow {
     /// Adds a sample, starting over for a new pod or counters that went back, and forgets
-    /// samples older than `window` before it.
+    /// samples older than `window` before it. A sample no newer than the last is one already
+    /// taken (a node of another process not polled again since): it is left out.
     fn push(&mut self, uid: &str, sample: Timed, window: Duration) {
+        if self.uid == uid && self.samples.back().is_some_and(|last| sample.at <= last.at) {
+            return;
+        }
         let went_back = self.samples.back().is_some_and(|last| {
             sample.sample.cpu_nanos < last.sample.cpu_nanos || sample.sample.requests < last.sample.requests
         });
@@ -163,11 +173,12 @@ impl PodMetrics {
     /// Samples every node once, at `at`, and recomputes the values. Pods no node runs any
     /// more are forgotten.
     pub fn sample(&self, at: Timestamp) {
-        let usage: Vec<PodUsage> = self.nodes.iter().flat_map(|n| n.pod_usage()).collect();
+        let usage: Vec<(Option<Timestamp>, PodUsage)> = self.nodes.iter().flat_map(|n| n.timed_usage()).collect();
         let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut seen = std::collections::HashSet::new();
-        for pod in usage {
+        for (read_at, pod) in usage {
             let key = (pod.namespace, pod.name);
+            let at = read_at.unwrap_or(at);
             windows.entry(key.clone()).or_default().push(
                 &pod.uid,
                 Timed { at, sample: pod.sample },
@@ -359,5 +370,37 @@ mod tests {
         metrics.sample(t(5, 0));
         assert!(metrics.windows.lock().unwrap().is_empty(), "gone pods are forgotten");
         assert_eq!(metrics.pod("other", "web"), None);
+    }
+
+    /// A node read by a poll: its counters come with the time they were read.
+    struct PolledNode(Mutex<Vec<(Option<Timestamp>, PodUsage)>>);
+
+    impl NodeUsage for PolledNode {
+        fn pod_usage(&self) -> Vec<PodUsage> {
+            self.0.lock().unwrap().iter().map(|(_, p)| p.clone()).collect()
+        }
+
+        fn timed_usage(&self) -> Vec<(Option<Timestamp>, PodUsage)> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    #[test]
+    fn polled_counters_count_at_their_reading_and_once() {
+        let node = Arc::new(PolledNode(Mutex::new(vec![(Some(t(0, 500)), usage("a", 0))])));
+        let metrics = PodMetrics::new(
+            vec![Arc::clone(&node) as Arc<dyn NodeUsage>],
+            PodMetricsOptions::default(),
+        );
+        metrics.sample(t(1, 0));
+        // Sampled again before the next poll: the same reading is not a second sample.
+        metrics.sample(t(2, 0));
+        assert_eq!(metrics.pod("default", "web"), None, "one reading is no rate");
+        *node.0.lock().unwrap() = vec![(Some(t(2, 500)), usage("a", 40))];
+        metrics.sample(t(3, 0));
+        let values = metrics.pod("default", "web").unwrap();
+        // 40 requests between the readings, 2 s apart (not the sampler's 3 s).
+        assert_eq!(values.requests_per_second_milli, 20_000);
+        assert_eq!(values.timestamp, t(2, 500));
     }
 }

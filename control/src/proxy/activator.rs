@@ -35,9 +35,30 @@ const COMPONENT: &str = "activator";
 
 /// Each Service's request counters, by namespace and name. Once a Service has been seen, a
 /// request costs a read lock, two hash lookups by `&str` (no allocation) and two atomics.
+///
+/// Guests on nodes in other processes reach Services without passing here; their nodes
+/// report what their guests sent ([`TrafficLog::report`]), which counts as this process's
+/// own traffic does.
 pub struct TrafficLog {
     epoch: Instant,
     counters: RwLock<HashMap<String, HashMap<String, Arc<Counter>>>>,
+    /// The latest report of each node in another process, by node name.
+    reported: RwLock<HashMap<String, Vec<ServiceTraffic>>>,
+}
+
+/// A Service's traffic as one node saw it: what a node reports to the activator.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceTraffic {
+    pub namespace: String,
+    pub name: String,
+    /// How long ago the last request was, in milliseconds.
+    pub idle_millis: u64,
+    /// Requests under way (held ones included).
+    pub in_flight: u64,
+    /// Milliseconds on the activator's clock: set where the report is received.
+    #[serde(skip)]
+    pub last: u64,
 }
 
 impl Default for TrafficLog {
@@ -45,6 +66,7 @@ impl Default for TrafficLog {
         Self {
             epoch: Instant::now(),
             counters: RwLock::default(),
+            reported: RwLock::default(),
         }
     }
 }
@@ -104,16 +126,61 @@ impl TrafficLog {
         InFlight(counter)
     }
 
-    /// A Service's traffic on the log's clock; one never seen counts as idle since the epoch.
-    fn traffic(&self, key: &ServiceKey) -> Traffic {
+    /// A Service's traffic on the log's clock, this process's and what the nodes of others
+    /// last reported together; one never seen counts as idle since the epoch.
+    pub(crate) fn traffic(&self, key: &ServiceKey) -> Traffic {
         let counters = self.counters.read().unwrap_or_else(|e| e.into_inner());
-        match counters.get(&key.namespace).and_then(|n| n.get(&key.name)) {
+        let mut traffic = match counters.get(&key.namespace).and_then(|n| n.get(&key.name)) {
             Some(c) => Traffic {
                 last: Duration::from_millis(c.last.load(Ordering::Relaxed)),
                 in_flight: c.in_flight.load(Ordering::Relaxed),
             },
             None => Traffic::default(),
+        };
+        drop(counters);
+        let reported = self.reported.read().unwrap_or_else(|e| e.into_inner());
+        for seen in reported.values().flatten() {
+            if seen.namespace == key.namespace && seen.name == key.name {
+                traffic.last = traffic.last.max(Duration::from_millis(seen.last));
+                traffic.in_flight += seen.in_flight;
+            }
         }
+        traffic
+    }
+
+    /// Every Service this log has seen a request for, as a node reports it.
+    pub fn seen(&self) -> Vec<ServiceTraffic> {
+        let now = self.now();
+        let counters = self.counters.read().unwrap_or_else(|e| e.into_inner());
+        counters
+            .iter()
+            .flat_map(|(namespace, services)| {
+                services.iter().map(move |(name, c)| ServiceTraffic {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    idle_millis: now.saturating_sub(c.last.load(Ordering::Relaxed)),
+                    in_flight: c.in_flight.load(Ordering::Relaxed),
+                    last: 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes the reports of the nodes in other processes, received at `received`: each
+    /// replaces that node's previous one; a node not in `reports` is forgotten (it is gone,
+    /// or did not answer, so its requests in flight no longer count).
+    pub fn report(&self, received: Instant, reports: HashMap<String, Vec<ServiceTraffic>>) {
+        let at = received.saturating_duration_since(self.epoch).as_millis() as u64;
+        let reports = reports
+            .into_iter()
+            .map(|(node, mut services)| {
+                for s in &mut services {
+                    s.last = at.saturating_sub(s.idle_millis);
+                }
+                (node, services)
+            })
+            .collect();
+        *self.reported.write().unwrap_or_else(|e| e.into_inner()) = reports;
     }
 }
 
@@ -471,5 +538,40 @@ mod tests {
             reason: "forbidden".into(),
         };
         assert_eq!(scale.response().status(), 503);
+    }
+
+    #[test]
+    fn reports_of_other_nodes_count_as_traffic_until_the_next_replaces_them() {
+        let log = TrafficLog::default();
+        let key = ServiceKey {
+            namespace: "default".into(),
+            name: "fn".into(),
+        };
+        let report = |idle_millis, in_flight| ServiceTraffic {
+            namespace: "default".into(),
+            name: "fn".into(),
+            idle_millis,
+            in_flight,
+            last: 0,
+        };
+        let received = log.epoch + Duration::from_secs(10);
+        let reports = HashMap::from([
+            ("far-1".to_owned(), vec![report(4_000, 2)]),
+            ("far-2".to_owned(), vec![report(1_000, 0)]),
+        ]);
+        log.report(received, reports);
+        let seen = log.traffic(&key);
+        assert_eq!(seen.in_flight, 2, "in flight on every node together");
+        assert_eq!(seen.last, Duration::from_secs(9), "the latest request of any node");
+        // This process's own request adds to them.
+        let local = log.track("default", "fn");
+        assert_eq!(log.traffic(&key).in_flight, 3);
+        // A round without far-1 (gone, or no answer): its requests no longer count.
+        log.report(received, HashMap::from([("far-2".to_owned(), vec![report(1_000, 0)])]));
+        assert_eq!(log.traffic(&key).in_flight, 1);
+        let exported = log.seen();
+        assert_eq!(exported.len(), 1);
+        assert_eq!((exported[0].name.as_str(), exported[0].in_flight), ("fn", 1));
+        drop(local);
     }
 }

@@ -251,6 +251,7 @@ pub async fn run(
             let first = !std::mem::replace(&mut placed, true);
             if first || pod.is_none() {
                 remote_nodes = remote::node_endpoints(nodes.items.values().map(|n| &**n), &local_nodes);
+                services_table.remote.set_nodes(remote_nodes.clone());
             }
             // A pod matters if it runs on a node of another process, or was listed before.
             let matters = first

@@ -105,10 +105,45 @@ pub fn places<'a>(
 #[derive(Default)]
 pub struct RemotePods {
     table: RwLock<HashMap<String, SocketAddr>>,
+    /// The endpoints of the nodes in other processes, by node name.
+    nodes: RwLock<HashMap<String, SocketAddr>>,
     pool: Pool,
 }
 
+/// How long a node has to answer a [`RemotePods::fetch`]: a node that is gone must not hold
+/// up a round of polling.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl RemotePods {
+    /// The endpoints of the nodes in other processes, by node name.
+    pub fn nodes(&self) -> HashMap<String, SocketAddr> {
+        self.nodes.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the nodes (from [`node_endpoints`]).
+    pub fn set_nodes(&self, nodes: HashMap<String, SocketAddr>) {
+        *self.nodes.write().unwrap_or_else(|e| e.into_inner()) = nodes;
+    }
+
+    /// `GET path` of the node endpoint at `node`: its body when it answers 200.
+    pub async fn fetch(&self, node: SocketAddr, path: &str) -> Result<Bytes, String> {
+        let exchange = async {
+            let request = hyper::Request::get(path).body(empty()).map_err(|e| e.to_string())?;
+            let connection = self.pool.connection(node).await.map_err(|e| e.to_string())?;
+            let response = connection.send(request).await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = response.into_body().collect().await.map_err(|e| e.to_string())?;
+            if status != http::StatusCode::OK {
+                return Err(format!("{status}: {}", String::from_utf8_lossy(&body.to_bytes())));
+            }
+            Ok(body.to_bytes())
+        };
+        match tokio::time::timeout(FETCH_TIMEOUT, exchange).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!("no answer within {}s", FETCH_TIMEOUT.as_secs())),
+        }
+    }
+
     /// The endpoint of the node running the pod at `ip`, if that node is in another process.
     pub fn node_of(&self, ip: &str) -> Option<SocketAddr> {
         self.table.read().unwrap_or_else(|e| e.into_inner()).get(ip).copied()
