@@ -1544,3 +1544,133 @@ spec:
         .unwrap_or_default();
     assert_eq!(active["status"], "True", "{status}");
 }
+
+#[test]
+fn guests_reach_pods_by_their_dns_names() {
+    let data = DataDir::new("cluster-pod-dns");
+    let up = Up::start(&data, &[]);
+    // A pod named under a headless Service (hostname + subdomain, as a StatefulSet's are),
+    // echoing TCP; a log ambassador named the same way for HTTP.
+    let manifest = "apiVersion: v1
+kind: Service
+metadata:
+  name: db
+spec:
+  clusterIP: None
+  selector:
+    app: db
+  ports:
+  - port: 7000
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: db-0
+  labels:
+    app: db
+spec:
+  hostname: db-0
+  subdomain: db
+  containers:
+  - image: capstan/tcp-echo
+    name: echo
+    args: [\"7000\", \"0.0.0.0\"]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: logs
+spec:
+  clusterIP: None
+  selector:
+    app: logs
+  ports:
+  - port: 9009
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: logs-0
+  labels:
+    app: logs
+spec:
+  hostname: logs-0
+  subdomain: logs
+  containers:
+  - image: k8spatterns/random-generator-log-ambassador
+    name: ambassador
+";
+    let file = data.0.join("named.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    up.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    for pod in ["db-0", "logs-0"] {
+        up.kubectl_ok(&["wait", "--for=condition=Ready", &format!("pod/{pod}"), "--timeout=90s"]);
+    }
+    let db_ip = up.get("/api/v1/namespaces/default/pods/db-0")["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pod_name = format!("{}.default.pod", db_ip.replace('.', "-"));
+    let clients = [
+        ("by-hostname", "db-0.db"),
+        ("by-full-name", "db-0.db.default.svc.cluster.local"),
+        ("by-pod-record", pod_name.as_str()),
+    ];
+    let manifests: Vec<String> = clients
+        .iter()
+        .map(|(name, host)| tcp_client(name, "capstan", host, name))
+        .collect();
+    // A generator that POSTs each number to the ambassador by its pod name.
+    let generator = "apiVersion: v1
+kind: Pod
+metadata:
+  name: generator
+  labels:
+    app: generator
+spec:
+  containers:
+  - image: k8spatterns/random-generator:1.0
+    name: main
+    env:
+    - name: LOG_URL
+      value: http://logs-0.logs:9009
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: generator
+spec:
+  selector:
+    app: generator
+  ports:
+  - port: 8080
+";
+    let file = data.0.join("clients.yaml");
+    std::fs::write(&file, manifests.join("---\n") + "---\n" + generator).unwrap();
+    up.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    for (name, host) in clients {
+        let pod = eventually(&format!("{name} to end"), DEADLINE, || {
+            let pod = up.get(&format!("/api/v1/namespaces/default/pods/{name}"));
+            matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed")).then_some(pod)
+        });
+        let log = String::from_utf8_lossy(&up.kubectl(&["logs", name]).stdout).into_owned();
+        assert_eq!(pod["status"]["phase"], "Succeeded", "{name} to {host}: {log}");
+        assert!(log.contains(&format!("echoed: {name}")), "{name}: {log}");
+    }
+    up.kubectl_ok(&["wait", "--for=condition=Ready", "pod/generator", "--timeout=90s"]);
+    let number = eventually("a number from the generator", DEADLINE, || {
+        let out = up.kubectl(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/services/generator:8080/proxy/",
+        ]);
+        let served: Value = serde_json::from_slice(&out.stdout).ok()?;
+        served["random"].is_number().then(|| served["random"].to_string())
+    });
+    eventually("the ambassador, reached by its pod name, to log it", DEADLINE, || {
+        let out = up.kubectl(&["logs", "logs-0"]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains(number.as_str())
+            .then_some(())
+    });
+}

@@ -168,10 +168,19 @@ impl OutgoingPolicy {
             return Some(Target::Local(network, port));
         }
         let Some(endpoints) = self.services.endpoints(host, port, &self.namespace) else {
-            return self
-                .services
-                .remote(host)
-                .then(|| Target::Remote(host.to_owned(), port));
+            if self.services.remote(host) {
+                return Some(Target::Remote(host.to_owned(), port));
+            }
+            // A pod's own DNS name (an endpoint of a headless Service by its hostname, or
+            // `a-b-c-d.ns.pod`): the pod at the address it resolves to.
+            let addresses = self.services.lookup(host, &self.namespace)?;
+            return addresses.iter().find_map(|ip| {
+                let ip = ip.to_string();
+                match self.pods.get(&ip) {
+                    Some(network) => Some(Target::Local(network, port)),
+                    None => self.services.remote(&ip).then_some(Target::Remote(ip, port)),
+                }
+            });
         };
         let start = NEXT_ENDPOINT.fetch_add(1, Ordering::Relaxed);
         (0..endpoints.len()).find_map(|i| {
@@ -341,6 +350,15 @@ mod tests {
             fn remote(&self, ip: &str) -> bool {
                 ip.starts_with("10.100.")
             }
+            fn lookup(&self, name: &str, _namespace: &str) -> Option<Vec<std::net::IpAddr>> {
+                let ip = match name {
+                    "db-0.db" => "10.88.0.5",
+                    "db-1.db" => "10.100.0.4",
+                    "db-2.db" => "10.101.0.9",
+                    _ => return None,
+                };
+                Some(vec![ip.parse().unwrap()])
+            }
         }
         let policy = OutgoingPolicy::default();
         policy.pods.insert(
@@ -355,6 +373,10 @@ mod tests {
             ("web", 80, Some("remote 10.100.0.2:8080")),
             ("10.101.0.9", 80, None),
             ("other", 80, None),
+            // Pods by their DNS names: where the name resolves, in this process or another.
+            ("db-0.db", 5432, Some("local:5432")),
+            ("db-1.db", 5432, Some("remote 10.100.0.4:5432")),
+            ("db-2.db", 5432, None),
         ];
         for (host, port, want) in cases {
             let found = policy.cluster_target(host, port).map(|t| match t {

@@ -14,6 +14,7 @@
 //! keeps its own [`ServiceTable`] from the API server over HTTP ([`follow`]).
 
 pub mod activator;
+pub mod dns;
 pub mod follow;
 pub mod ingress;
 pub mod load_balancer;
@@ -126,7 +127,7 @@ impl ServiceResolver for ServiceTable {
 
     fn lookup(&self, name: &str, namespace: &str) -> Option<Vec<IpAddr>> {
         let backends = self.backends.read().unwrap_or_else(|e| e.into_inner());
-        table::addresses(&backends, name, namespace)
+        dns::answer(&backends, name, namespace)
     }
 
     fn external_name(&self, host: &str, namespace: &str) -> Option<String> {

@@ -22,6 +22,9 @@ pub struct Backend {
     pub node_port: Option<u16>,
     /// Ready endpoints: (pod IP, target port).
     pub endpoints: Vec<(String, u16)>,
+    /// The ready endpoints that have a hostname (a pod naming this Service as its subdomain):
+    /// (hostname, pod IP), the names DNS gives them under a headless Service.
+    pub hostnames: Vec<(String, String)>,
     /// `sessionAffinity: ClientIP`: a client keeps its endpoint.
     pub client_ip_affinity: bool,
     /// The Service's selector (empty without one) and the port's `targetPort`: how to find a
@@ -210,6 +213,7 @@ pub fn backends(services: &[Service], endpoints: &[Endpoints]) -> Vec<Backend> {
                 port: 0,
                 node_port: None,
                 endpoints: Vec::new(),
+                hostnames: Vec::new(),
                 client_ip_affinity: false,
                 external_name: Some(target.trim_end_matches('.').to_ascii_lowercase()),
                 selector: Default::default(),
@@ -222,6 +226,7 @@ pub fn backends(services: &[Service], endpoints: &[Endpoints]) -> Vec<Backend> {
         });
         for port in spec.ports.iter().flatten() {
             let mut ready = Vec::new();
+            let mut hostnames = Vec::new();
             for subset in eps.and_then(|e| e.subsets.as_ref()).into_iter().flatten() {
                 // The subset's port of the same name (unnamed matches unnamed).
                 let Some(target) = subset
@@ -234,9 +239,14 @@ pub fn backends(services: &[Service], endpoints: &[Endpoints]) -> Vec<Backend> {
                 };
                 for address in subset.addresses.iter().flatten() {
                     ready.push((address.ip.clone(), target.port as u16));
+                    if let Some(host) = address.hostname.as_deref().filter(|h| !h.is_empty()) {
+                        hostnames.push((host.to_ascii_lowercase(), address.ip.clone()));
+                    }
                 }
             }
             ready.sort();
+            hostnames.sort();
+            hostnames.dedup();
             out.push(Backend {
                 namespace: ns.clone(),
                 service: name.clone(),
@@ -245,6 +255,7 @@ pub fn backends(services: &[Service], endpoints: &[Endpoints]) -> Vec<Backend> {
                 port: port.port as u16,
                 node_port: port.node_port.map(|p| p as u16),
                 endpoints: ready,
+                hostnames,
                 client_ip_affinity: spec.session_affinity.as_deref() == Some("ClientIP"),
                 external_name: None,
                 selector: spec.selector.clone().unwrap_or_default(),
@@ -300,6 +311,7 @@ mod tests {
             port: 80,
             node_port: None,
             endpoints: vec![("1".into(), 1), ("2".into(), 1), ("3".into(), 1)],
+            hostnames: Vec::new(),
             client_ip_affinity: true,
             external_name: None,
             selector: Default::default(),

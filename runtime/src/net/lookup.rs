@@ -1,7 +1,9 @@
 //! `wasi:sockets/ip-name-lookup` for a pod: IP literals, `localhost`, and the names
 //! cluster DNS gives Services (`web`, `web.ns`, `web.ns.svc`,
-//! `web.ns.svc.cluster.local`: the cluster IP, or a headless Service's pod IPs);
-//! every other name is `name-unresolvable`, as a name that does not exist is.
+//! `web.ns.svc.cluster.local`: the cluster IP, or a headless Service's pod IPs) and
+//! pods (`db-0.db.ns.svc.cluster.local`, `10-88-0-3.ns.pod.cluster.local`), as the
+//! control plane's resolver answers them; every other name is `name-unresolvable`, as a
+//! name that does not exist is.
 //!
 //! Why replace wasmtime-wasi's: its lookup asks the host resolver (when allowed at
 //! all), and a pod must not learn or reach anything of the host's network.
