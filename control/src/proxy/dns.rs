@@ -83,10 +83,10 @@ fn endpoint_address(backends: &[Backend], endpoint: &str, service: &str, namespa
 /// An address written with dashes for its dots (IPv4) or colons (IPv6), as DNS labels write
 /// them: `10-88-0-3`, `fd00--3`.
 fn dashed(label: &str) -> Option<IpAddr> {
-    if label.matches('-').count() == 3 {
-        if let Ok(ip) = label.replace('-', ".").parse::<std::net::Ipv4Addr>() {
-            return Some(IpAddr::V4(ip));
-        }
+    if label.matches('-').count() == 3
+        && let Ok(ip) = label.replace('-', ".").parse::<std::net::Ipv4Addr>()
+    {
+        return Some(IpAddr::V4(ip));
     }
     label
         .replace('-', ":")
