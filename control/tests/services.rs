@@ -302,3 +302,105 @@ async fn guests_reach_services_over_tcp_by_dns_name_and_headless_names_give_pod_
     }
     drop(cluster);
 }
+
+/// Polls `check` until it gives a value or the deadline passes.
+async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_service_takes_its_endpoint_slices_and_dependents_unless_orphaning() {
+    use capstan_control::api::registry::{DeleteOptions, ListOptions};
+    let cluster = start("services-gc", NodeConfig::numbered(0)).await;
+    let api = Arc::clone(&cluster.api);
+    let (services, slices, config_maps) = (
+        find("", "v1", "services").unwrap(),
+        find("discovery.k8s.io", "v1", "endpointslices").unwrap(),
+        find("", "v1", "configmaps").unwrap(),
+    );
+    let slices_of = |name: &str| -> Vec<serde_json::Value> {
+        let all = api.list(slices, Some("default"), &ListOptions::default()).unwrap();
+        all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["metadata"]["labels"]["kubernetes.io/service-name"] == name)
+            .cloned()
+            .collect()
+    };
+    let mut uids = std::collections::HashMap::new();
+    for name in ["web", "kept"] {
+        let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}});
+        let created = api
+            .create(services, Some("default"), service, &WriteOptions::default())
+            .unwrap();
+        uids.insert(name, created.object["metadata"]["uid"].as_str().unwrap().to_owned());
+        until(&format!("a slice of {name}"), || {
+            (!slices_of(name).is_empty()).then_some(())
+        })
+        .await;
+    }
+    // A ConfigMap owned by `web`, and one whose owner is of a kind Capstan does not serve (a
+    // Job): the collector cannot look that one up, so it stays.
+    let owned = |name: &str, api_version: &str, kind: &str, owner: &str, uid: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name,
+            "ownerReferences": [{"apiVersion": api_version, "kind": kind, "name": owner, "uid": uid}]}})
+    };
+    for cm in [
+        owned("web-config", "v1", "Service", "web", &uids["web"]),
+        owned("kept-config", "v1", "Service", "kept", &uids["kept"]),
+        owned(
+            "job-config",
+            "batch/v1",
+            "Job",
+            "nightly",
+            "4f1c0d9e-0000-4000-8000-000000000001",
+        ),
+    ] {
+        api.create(config_maps, Some("default"), cm, &WriteOptions::default())
+            .unwrap();
+    }
+
+    api.delete(services, Some("default"), "web", &DeleteOptions::default())
+        .unwrap();
+    until("web's slices and config to go", || {
+        let config = api.get(config_maps, Some("default"), "web-config");
+        (slices_of("web").is_empty() && config.is_err()).then_some(())
+    })
+    .await;
+    assert!(api.get(config_maps, Some("default"), "job-config").is_ok());
+
+    let orphaning = DeleteOptions {
+        propagation_policy: Some("Orphan".into()),
+        ..Default::default()
+    };
+    api.delete(services, Some("default"), "kept", &orphaning).unwrap();
+    // Its dependents stay, without the reference (the controller's own slices it replaces as
+    // it sees fit, as kube's does).
+    until("kept's Service to go", || {
+        api.get(services, Some("default"), "kept").is_err().then_some(())
+    })
+    .await;
+    let config = api
+        .get(config_maps, Some("default"), "kept-config")
+        .expect("orphaned, not deleted");
+    assert!(
+        config["metadata"]["ownerReferences"]
+            .as_array()
+            .is_none_or(|r| r.is_empty()),
+        "{config}"
+    );
+    assert!(
+        api.get(services, Some("default"), "kept").is_err(),
+        "the Service is gone"
+    );
+    drop(cluster);
+}

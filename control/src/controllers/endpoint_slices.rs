@@ -96,13 +96,6 @@ pub fn reconcile(s: &Snapshot) -> Vec<Effect> {
     plan.finalize(s.service)
 }
 
-/// The effects for a Service that is gone: its slices go. Kube leaves this to the garbage
-/// collector (the slices' owner reference); Capstan's collector does not follow Services, so
-/// the controller deletes what it made.
-pub fn reconcile_gone(slices: &[EndpointSlice]) -> Vec<Effect> {
-    slices.iter().map(delete).collect()
-}
-
 fn delete(slice: &EndpointSlice) -> Effect {
     Effect::Delete {
         name: slice.metadata.name.clone().unwrap_or_default(),

@@ -319,15 +319,6 @@ fn services_left_alone_and_services_going() {
         vec![],
         "no new slices for a Service being deleted"
     );
-
-    let slice = stored(&sync(&web(), &one, &[])[0], "web-x");
-    assert_eq!(
-        reconcile_gone(&[slice]),
-        vec![Effect::Delete {
-            name: "web-x".into(),
-            uid: Some("uid-web-x".into())
-        }]
-    );
 }
 
 #[test]

@@ -104,8 +104,16 @@ enum OwnerState {
     Waiting,
 }
 
-/// Every deletion, reference removal and finalizer removal due now.
+/// Every deletion, reference removal and finalizer removal due now, when `objects` holds every
+/// object of every kind an owner reference can name.
 pub fn collect(objects: &[Node]) -> Vec<Effect> {
+    collect_following(objects, |_| true)
+}
+
+/// [`collect`] when `objects` holds only the kinds `follows` says yes to. An owner of another
+/// kind cannot be looked up, so it counts as present: as kube's collector, which does not
+/// delete a dependent whose owner's kind it cannot map, only retries.
+pub fn collect_following(objects: &[Node], follows: impl Fn(&OwnerReference) -> bool) -> Vec<Effect> {
     let by_uid: HashMap<&str, &Node> = objects.iter().map(|n| (n.uid.as_str(), n)).collect();
     let mut dependents: HashMap<&str, Vec<(&Node, &OwnerReference)>> = HashMap::new();
     for node in objects {
@@ -138,18 +146,24 @@ pub fn collect(objects: &[Node]) -> Vec<Effect> {
         if node.owners.is_empty() || node.deleting {
             continue;
         }
-        attempt_to_delete(node, &by_uid, !deps.is_empty(), &mut effects);
+        attempt_to_delete(node, &by_uid, &follows, !deps.is_empty(), &mut effects);
     }
     effects
 }
 
 /// Kube's `attemptToDeleteItem` for an object with owners that is not being deleted.
-fn attempt_to_delete(node: &Node, by_uid: &HashMap<&str, &Node>, has_dependents: bool, effects: &mut Vec<Effect>) {
+fn attempt_to_delete(
+    node: &Node,
+    by_uid: &HashMap<&str, &Node>,
+    follows: &impl Fn(&OwnerReference) -> bool,
+    has_dependents: bool,
+    effects: &mut Vec<Effect>,
+) {
     let mut solid = false;
     let mut remove = Vec::new();
     let mut waiting = false;
     for r in &node.owners {
-        match owner_state(node, r, by_uid) {
+        match owner_state(node, r, by_uid, follows) {
             OwnerState::Solid => solid = true,
             OwnerState::Dangling => remove.push(r.uid.clone()),
             OwnerState::Waiting => {
@@ -183,8 +197,16 @@ fn attempt_to_delete(node: &Node, by_uid: &HashMap<&str, &Node>, has_dependents:
     });
 }
 
-fn owner_state(node: &Node, r: &OwnerReference, by_uid: &HashMap<&str, &Node>) -> OwnerState {
+fn owner_state(
+    node: &Node,
+    r: &OwnerReference,
+    by_uid: &HashMap<&str, &Node>,
+    follows: &impl Fn(&OwnerReference) -> bool,
+) -> OwnerState {
     let Some(owner) = by_uid.get(r.uid.as_str()) else {
+        if !follows(r) {
+            return OwnerState::Solid;
+        }
         return OwnerState::Dangling;
     };
     // A namespaced owner can only own objects of its namespace (kube reports the reference as

@@ -128,24 +128,24 @@ pub async fn run(api: Arc<Api>) -> Result<(), ApiError> {
             }
         }
         for k in queue.take_ready() {
-            let Some((ns, name)) = k.split_once('/') else {
+            let Some((ns, _)) = k.split_once('/') else {
                 continue;
             };
-            let (ns, name) = (ns.to_owned(), name.to_owned());
-            let synced = match services.items.get(&k).cloned() {
-                None => api.call(move |a| sync_gone(a, &ns, &name)).await,
-                Some(svc) => {
-                    let Some(selector) = managed_selector(&svc) else {
-                        continue;
-                    };
-                    let selected: Vec<Pod> = pods
-                        .in_namespace(&ns)
-                        .filter(|p| selects(selector, p.metadata.labels.as_ref()))
-                        .map(|p| (**p).clone())
-                        .collect();
-                    api.call(move |a| sync(a, &svc, &selected)).await
-                }
+            // A Service that is gone takes its slices with it through their owner reference
+            // (the garbage collector's), or leaves them if it was deleted orphaning them, as
+            // in Kubernetes: nothing to do here.
+            let Some(svc) = services.items.get(&k).cloned() else {
+                continue;
             };
+            let Some(selector) = managed_selector(&svc) else {
+                continue;
+            };
+            let selected: Vec<Pod> = pods
+                .in_namespace(ns)
+                .filter(|p| selects(selector, p.metadata.labels.as_ref()))
+                .map(|p| (**p).clone())
+                .collect();
+            let synced = api.call(move |a| sync(a, &svc, &selected)).await;
             if let Err(e) = synced {
                 tracing::debug!(service = %k, error = %e, "endpoint slice sync failed");
                 queue.add_after(k, RETRY_AFTER);
@@ -199,12 +199,6 @@ fn sync(api: &Api, service: &Service, pods: &[Pod]) -> Result<(), ApiError> {
             COMPONENT,
         );
     })
-}
-
-/// The Service is gone: its slices go with it (see [`endpoint_slices::reconcile_gone`]).
-fn sync_gone(api: &Api, ns: &str, name: &str) -> Result<(), ApiError> {
-    let slices = managed_slices(api, ns, name)?;
-    apply(api, ns, endpoint_slices::reconcile_gone(&slices))
 }
 
 /// Writes the effects in order, stopping at the first failure.

@@ -19,8 +19,48 @@ use crate::controllers::gc::{self, Effect, Propagation, Target};
 /// once the burst settles rather than once per event.
 const SETTLE: Duration = Duration::from_millis(100);
 
-/// The kinds the collector follows: the owners and dependents of the built-in workloads.
-const KINDS: &[(&str, &str)] = &[("", "pods"), ("apps", "replicasets"), ("apps", "deployments")];
+/// The kinds the collector follows: every served kind that can own or be owned (events,
+/// which churn and own nothing, are left out). An owner reference to any other kind is
+/// taken on trust (see [`gc::collect_following`]).
+const KINDS: &[(&str, &str, &str)] = &[
+    ("", "v1", "pods"),
+    ("apps", "v1", "replicasets"),
+    ("apps", "v1", "deployments"),
+    ("", "v1", "services"),
+    ("discovery.k8s.io", "v1", "endpointslices"),
+    ("", "v1", "endpoints"),
+    ("", "v1", "configmaps"),
+    ("", "v1", "secrets"),
+    ("", "v1", "nodes"),
+    ("coordination.k8s.io", "v1", "leases"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("networking.k8s.io", "v1", "ingresses"),
+    ("", "v1", "limitranges"),
+    ("", "v1", "resourcequotas"),
+    ("scheduling.k8s.io", "v1", "priorityclasses"),
+];
+
+/// The group of an `apiVersion` (`apps/v1` → `apps`, `v1` → the core group).
+fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
+/// The next change of any of `informers`; `None` once one of them ends.
+async fn next_change(informers: &mut [Informer<Value>]) -> Option<crate::manager::informer::Change<Value>> {
+    type Next<'a> = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<crate::manager::informer::Change<Value>>> + Send + 'a>,
+    >;
+    let mut nexts: Vec<Next<'_>> = informers.iter_mut().map(|i| Box::pin(i.next()) as Next<'_>).collect();
+    std::future::poll_fn(|cx| {
+        for next in &mut nexts {
+            if let std::task::Poll::Ready(change) = next.as_mut().poll(cx) {
+                return std::task::Poll::Ready(change);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
 
 fn node_of(info: &ResourceInfo, object: &Value) -> gc::Node {
     let meta = &object["metadata"];
@@ -45,10 +85,13 @@ fn node_of(info: &ResourceInfo, object: &Value) -> gc::Node {
 
 /// The garbage collector.
 pub async fn run(api: Arc<Api>) -> Result<(), ApiError> {
-    let infos: Vec<&'static ResourceInfo> = KINDS.iter().map(|(g, r)| find(g, "v1", r).expect("served")).collect();
-    let mut pods = Informer::<Value>::start(&api, infos[0]).await?;
-    let mut sets = Informer::<Value>::start(&api, infos[1]).await?;
-    let mut deploys = Informer::<Value>::start(&api, infos[2]).await?;
+    let infos: Vec<&'static ResourceInfo> = KINDS.iter().filter_map(|(g, v, r)| find(g, v, r)).collect();
+    let followed: std::collections::HashSet<(&str, &str)> = infos.iter().map(|i| (i.group, i.kind)).collect();
+    let follows = |r: &OwnerReference| followed.contains(&(group_of(&r.api_version), r.kind.as_str()));
+    let mut informers = Vec::with_capacity(infos.len());
+    for info in &infos {
+        informers.push(Informer::<Value>::start(&api, info).await?);
+    }
     // Look once at startup: what a crash left half-collected is finished now.
     let mut dirty = true;
     loop {
@@ -60,9 +103,7 @@ pub async fn run(api: Arc<Api>) -> Result<(), ApiError> {
             }
         };
         let change = tokio::select! {
-            c = pods.next() => Some(c),
-            c = sets.next() => Some(c),
-            c = deploys.next() => Some(c),
+            c = next_change(&mut informers) => Some(c),
             () = settle => None,
         };
         match change {
@@ -81,15 +122,15 @@ pub async fn run(api: Arc<Api>) -> Result<(), ApiError> {
             }
             None => {}
         }
-        if !(pods.synced() && sets.synced() && deploys.synced()) {
+        if !informers.iter().all(Informer::synced) {
             continue;
         }
         dirty = false;
         let mut nodes = Vec::new();
-        for (informer, info) in [(&pods, infos[0]), (&sets, infos[1]), (&deploys, infos[2])] {
+        for (informer, info) in informers.iter().zip(&infos) {
             nodes.extend(informer.items.values().map(|o| node_of(info, o)));
         }
-        let effects = gc::collect(&nodes);
+        let effects = gc::collect_following(&nodes, follows);
         if effects.is_empty() {
             continue;
         }

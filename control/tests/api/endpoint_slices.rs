@@ -16,7 +16,8 @@ const SLICES: &str = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslice
 const SERVICES: &str = "/api/v1/namespaces/default/services";
 const BY_SERVICE: &str = "labelSelector=kubernetes.io%2Fservice-name%3Dweb";
 
-/// A server with the EndpointSlice controller running against it.
+/// A server with the EndpointSlice controller running against it, and the garbage collector
+/// that takes a deleted Service's slices (their owner reference), as in Kubernetes.
 async fn server_with_controller() -> Server {
     let store: Arc<dyn Store> = Arc::new(MemStore::new());
     let api = Api::new(store);
@@ -24,7 +25,8 @@ async fn server_with_controller() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(capstan_control::api::server::serve(listener, Arc::clone(&api)));
-    tokio::spawn(capstan_control::manager::endpoint_slices::run(api));
+    tokio::spawn(capstan_control::manager::endpoint_slices::run(Arc::clone(&api)));
+    tokio::spawn(capstan_control::manager::gc::run(api));
     Server { addr }
 }
 
@@ -225,7 +227,7 @@ async fn the_controller_keeps_a_services_slices() {
         "the slice is rewritten by nothing"
     );
 
-    // Deleted by hand, it comes back; the Service deleted, its slices go.
+    // Deleted by hand, it comes back; the Service deleted, its slices go (collected).
     let name = filled["metadata"]["name"].as_str().unwrap().to_owned();
     s.delete(&format!("{SLICES}/{name}")).await.expect(200);
     until("the slice to be recreated", async || {

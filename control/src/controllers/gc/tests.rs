@@ -229,3 +229,32 @@ fn a_dependent_with_the_orphan_finalizer_is_deleted_orphaning() {
         }]
     );
 }
+
+#[test]
+fn an_owner_of_a_kind_not_followed_counts_as_present() {
+    // `a` is owned by an Owner (followed) that is gone, `b` by a Job, a kind the collector
+    // does not follow, which it cannot look up; `c` by both.
+    let mut job = owner_ref("job-1", true);
+    job.api_version = "batch/v1".into();
+    job.kind = "Job".into();
+    let a = node("a", &["gone"]);
+    let mut b = node("b", &[]);
+    b.owners.push(job.clone());
+    let mut c = node("c", &["gone"]);
+    c.owners.push(job);
+    let follows = |r: &OwnerReference| r.kind != "Job";
+    let effects = collect_following(&[a, b, c], follows);
+    let deleted: Vec<&str> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Delete { target, .. } => Some(target.uid.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, ["a"], "{effects:?}");
+    assert!(
+        effects.iter().any(|e| matches!(e,
+            Effect::RemoveOwnerReferences { target, owner_uids } if target.uid == "c" && owner_uids == &["gone".to_owned()])),
+        "c keeps only its unverifiable owner: {effects:?}"
+    );
+}
