@@ -367,3 +367,71 @@ async fn the_books_cpu_hpa_scales_the_random_generator_under_load() {
     }
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hpa_on_a_services_requests_per_second_object_metric_scales_up_under_load() {
+    let cluster = start("hpa-object", NodeConfig::numbered(1)).await;
+    cluster.autoscaler.set_sync_period(Duration::from_secs(1));
+    let api = Arc::clone(&cluster.api);
+    let port = free_node_port();
+    create_hello(&api, json!({}), port);
+    // The Service's requests per second in all, 5 a second per replica.
+    api.create(
+        find("autoscaling", "v2", "horizontalpodautoscalers").unwrap(),
+        Some("default"),
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "hello"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "hello"},
+                "minReplicas": 1, "maxReplicas": 3,
+                "metrics": [{"type": "Object", "object": {
+                    "describedObject": {"apiVersion": "v1", "kind": "Service", "name": "hello"},
+                    "metric": {"name": "requests_per_second"},
+                    "target": {"type": "AverageValue", "averageValue": "5"}}}]}}),
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    let client = capstan_control::client::Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !matches!(client.get("/").await, Ok(Value::String(s)) if s == "hello\n") {
+        assert!(std::time::Instant::now() < deadline, "the Service never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..3)
+        .map(|_| {
+            let (client, stop) = (client.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = client.get("/").await;
+                }
+            })
+        })
+        .collect();
+    let scaled_to = until("the HPA to scale the Deployment up", || {
+        let r = replicas(&api);
+        (r > 1).then_some(r)
+    })
+    .await;
+    assert!(scaled_to <= 3, "maxReplicas holds: {scaled_to}");
+    let status = until("the HPA to report the object metric", || {
+        let h = hpa(&api);
+        let object = &h["status"]["currentMetrics"][0]["object"];
+        object["current"]["averageValue"].as_str().map(|_| h["status"].clone())
+    })
+    .await;
+    let object = &status["currentMetrics"][0]["object"];
+    assert_eq!(object["describedObject"]["name"], "hello", "{status}");
+    let average = quantity::parse(object["current"]["averageValue"].as_str().unwrap()).unwrap();
+    assert!(average.nanos() > 0, "requests were counted: {status}");
+    until("the rescale up to be recorded", || {
+        events(&api, "SuccessfulRescale")
+            .iter()
+            .any(|m| m.ends_with("reason: requests_per_second metric on Service hello above target"))
+            .then_some(())
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    drop(cluster);
+}

@@ -226,6 +226,92 @@ async fn read_target(
     Ok((scale, matching))
 }
 
+/// The values of `hpa`'s `Object` metrics: each described object's pods — a Service's by its
+/// selector, a pod itself, a workload's by its `/scale` selector — and their values summed.
+async fn object_values(
+    api: &Arc<Api>,
+    hpa: &HorizontalPodAutoscaler,
+    pods: &Informer<Pod>,
+    metrics: &dyn PodMetricsSource,
+) -> hpa::ObjectValues {
+    let ns = hpa.metadata.namespace.clone().unwrap_or_default();
+    let specs = hpa.spec.as_ref().and_then(|s| s.metrics.clone()).unwrap_or_default();
+    let mut values = hpa::ObjectValues::new();
+    for source in specs.iter().filter_map(|m| m.object.as_ref()) {
+        let key = hpa::ObjectKey::of(source);
+        if values.contains_key(&key) {
+            continue;
+        }
+        let object = &source.described_object;
+        let described = format!("{} {:?}", object.kind, object.name);
+        let value = match object_pods(api, &ns, object, pods).await {
+            Ok(selected) => {
+                let read: Vec<hpa::PodMetricValues> = selected
+                    .iter()
+                    .filter_map(|p| metrics.pod(&ns, p.metadata.name.as_deref().unwrap_or_default()))
+                    .collect();
+                hpa::object_value(&key.metric, &read).map_err(|e| format!("{described}: {e}"))
+            }
+            Err(e) => Err(format!("{described}: {e}")),
+        };
+        values.insert(key, value);
+    }
+    values
+}
+
+/// The pods an `Object` metric's described object stands for.
+async fn object_pods(
+    api: &Arc<Api>,
+    ns: &str,
+    object: &capstan_core::k8s_openapi::api::autoscaling::v2::CrossVersionObjectReference,
+    pods: &Informer<Pod>,
+) -> Result<Vec<Pod>, String> {
+    let selector = match (object.api_version.as_deref().unwrap_or("v1"), object.kind.as_str()) {
+        ("v1", "Pod") => {
+            let pod = pods.items.get(&format!("{ns}/{}", object.name));
+            return pod.map(|p| vec![(**p).clone()]).ok_or_else(|| "not found".to_owned());
+        }
+        ("v1", "Service") => {
+            let (ns, name) = (ns.to_owned(), object.name.clone());
+            let service = api
+                .call(move |a| a.get(served("", "v1", "services"), Some(&ns), &name))
+                .await
+                .map_err(|e| e.to_string())?;
+            let selector = service["spec"]["selector"].as_object().cloned().unwrap_or_default();
+            if selector.is_empty() {
+                return Err("has no selector: it stands for no pods".into());
+            }
+            selector
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+        (api_version, kind) => {
+            let (group, version) = split_api_version(api_version);
+            let info = find_kind(api_version, kind)
+                .filter(|i| i.has_subresource("scale"))
+                .ok_or_else(|| {
+                    format!(
+                        "object metrics are read for Services, Pods and kinds with a /scale, not {kind}.{group}/{version}"
+                    )
+                })?;
+            let (ns, name) = (ns.to_owned(), object.name.clone());
+            let scale = api
+                .call(move |a| a.get_scale(info, &ns, &name))
+                .await
+                .map_err(|e| e.to_string())?;
+            scale["status"]["selector"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let selector = LabelSelector::parse(&selector).map_err(|e| format!("its selector: {e}"))?;
+    Ok(pods
+        .in_namespace(ns)
+        .filter(|p| selector.matches(&p.metadata.labels.clone().unwrap_or_default()))
+        .map(|p| (**p).clone())
+        .collect())
+}
+
 /// One sync of one HPA; returns the history to keep.
 async fn sync(
     api: &Arc<Api>,
@@ -247,11 +333,13 @@ async fn sync(
             metrics.pod(&ns, &name).map(|v| (name, v))
         })
         .collect();
+    let objects = object_values(api, hpa, pods, metrics).await;
     let plan = hpa::reconcile(&Snapshot {
         hpa,
         scale,
         pods: &target_pods,
         metrics: &values,
+        objects: &objects,
         history,
         now: wall_clock(),
         config,

@@ -3,20 +3,75 @@
 //! reported as Kubernetes reports them (a Warning event each, and the first one's reason on
 //! `ScalingActive` when no valid metric is left or the valid ones would scale down).
 //!
-//! Capstan serves `Resource` metrics (`cpu`, `memory`) and two `Pods` metrics, [`REQUESTS_PER_SECOND`]
-//! and [`CONCURRENCY`]; `Object`, `External` and `ContainerResource` metrics have no source.
+//! Capstan serves `Resource` metrics (`cpu`, `memory`), two `Pods` metrics, [`REQUESTS_PER_SECOND`]
+//! and [`CONCURRENCY`], and `Object` metrics of those four names on the objects the shell reads
+//! them for ([`ObjectValues`]); `External` and `ContainerResource` metrics have no source.
 
 use std::collections::BTreeMap;
 
 use capstan_core::k8s_openapi::api::autoscaling::v2::{
-    MetricSpec, MetricStatus, MetricTarget, MetricValueStatus, PodsMetricStatus, ResourceMetricStatus,
+    MetricSpec, MetricStatus, MetricTarget, MetricValueStatus, ObjectMetricSource, ObjectMetricStatus,
+    PodsMetricStatus, ResourceMetricStatus,
 };
 use capstan_core::k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
+use capstan_core::k8s_openapi::jiff::Timestamp;
 use capstan_core::quantity::{self, Quantity};
 
 use super::replicas::{self, CalcError, Context, PodMetric, PodMetrics};
 use super::{CONCURRENCY, PodMetricValues, REQUESTS_PER_SECOND};
 use crate::controllers::EventNote;
+
+/// Which object's metric an `Object` metric names: (kind, name, metric), in the HPA's namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub kind: String,
+    pub name: String,
+    pub metric: String,
+}
+
+impl ObjectKey {
+    pub fn of(source: &ObjectMetricSource) -> ObjectKey {
+        ObjectKey {
+            kind: source.described_object.kind.clone(),
+            name: source.described_object.name.clone(),
+            metric: source.metric.name.clone(),
+        }
+    }
+}
+
+/// One object's value of a metric: what the custom metrics API's `GetObjectMetric` gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjectValue {
+    /// Milli-units.
+    pub value: i64,
+    pub timestamp: Timestamp,
+}
+
+/// The values of the `Object` metrics of an HPA, as the shell read them, or why it could not.
+pub type ObjectValues = BTreeMap<ObjectKey, Result<ObjectValue, String>>;
+
+/// An object's value of `metric` from the values of the pods it stands for (a Service's, a
+/// workload's, or one pod's): the sum, measured when the latest of them was.
+pub fn object_value(metric: &str, pods: &[PodMetricValues]) -> Result<ObjectValue, String> {
+    let pick: fn(&PodMetricValues) -> i64 = match metric {
+        REQUESTS_PER_SECOND => |v| v.requests_per_second_milli,
+        CONCURRENCY => |v| v.concurrency_milli,
+        "cpu" => |v| v.cpu_millicores,
+        "memory" => |v| v.memory_bytes.saturating_mul(1000),
+        other => {
+            return Err(format!(
+                "no object metric {other:?}: Capstan serves {REQUESTS_PER_SECOND}, {CONCURRENCY}, cpu and memory"
+            ));
+        }
+    };
+    let timestamp = pods
+        .iter()
+        .map(|v| v.timestamp)
+        .max()
+        .ok_or_else(|| "none of its pods has a value yet".to_owned())?;
+    let value = pods.iter().map(pick).fold(0i64, i64::saturating_add);
+    Ok(ObjectValue { value, timestamp })
+}
 
 /// What the spec's metrics gave.
 #[derive(Debug, Default)]
@@ -93,7 +148,12 @@ fn values(source: &BTreeMap<String, PodMetricValues>, pick: impl Fn(&PodMetricVa
 }
 
 /// `computeReplicasForMetrics`. `current` is the target's `spec.replicas`.
-pub fn compute(specs: &[MetricSpec], cx: &Context<'_>, source: &BTreeMap<String, PodMetricValues>) -> Computed {
+pub fn compute(
+    specs: &[MetricSpec],
+    cx: &Context<'_>,
+    source: &BTreeMap<String, PodMetricValues>,
+    objects: &ObjectValues,
+) -> Computed {
     let mut out = Computed {
         statuses: vec![MetricStatus::default(); specs.len()],
         ..Default::default()
@@ -101,7 +161,7 @@ pub fn compute(specs: &[MetricSpec], cx: &Context<'_>, source: &BTreeMap<String,
     let mut first_failure: Option<Failure> = None;
     let mut failures = 0;
     for (i, spec) in specs.iter().enumerate() {
-        match one(spec, cx, source) {
+        match one(spec, cx, source, objects) {
             Ok(s) => {
                 out.statuses[i] = s.status;
                 if out.best.as_ref().is_none_or(|(r, _)| s.replicas > *r) {
@@ -133,15 +193,19 @@ pub fn compute(specs: &[MetricSpec], cx: &Context<'_>, source: &BTreeMap<String,
 }
 
 /// `computeReplicasForMetric`.
-fn one(spec: &MetricSpec, cx: &Context<'_>, source: &BTreeMap<String, PodMetricValues>) -> Result<Success, Failure> {
+fn one(
+    spec: &MetricSpec,
+    cx: &Context<'_>,
+    source: &BTreeMap<String, PodMetricValues>,
+    objects: &ObjectValues,
+) -> Result<Success, Failure> {
     match (spec.type_.as_str(), &spec.resource, &spec.pods) {
         ("Resource", Some(r), _) => resource(&r.name, &r.target, cx, source),
         ("Pods", _, Some(p)) => pods(&p.metric.name, spec, &p.target, cx, source),
-        ("Object", ..) => Err(unsupported(
-            "FailedGetObjectMetric",
-            "object",
-            spec.object.as_ref().map_or("", |o| &o.metric.name),
-        )),
+        ("Object", ..) => match &spec.object {
+            Some(o) => object(o, cx, objects),
+            None => Err(unsupported("FailedGetObjectMetric", "object", "")),
+        },
         ("External", ..) => Err(unsupported(
             "FailedGetExternalMetric",
             "external",
@@ -165,8 +229,8 @@ fn one(spec: &MetricSpec, cx: &Context<'_>, source: &BTreeMap<String, PodMetricV
 
 fn unsupported(reason: &'static str, kind: &str, name: &str) -> Failure {
     let detail = format!(
-        "unable to get {kind} metric {name}: Capstan serves Resource metrics (cpu, memory) and the Pods metrics \
-         {REQUESTS_PER_SECOND} and {CONCURRENCY} only"
+        "unable to get {kind} metric {name}: Capstan serves Resource metrics (cpu, memory), and the Pods and \
+         Object metrics {REQUESTS_PER_SECOND}, {CONCURRENCY}, cpu and memory only"
     );
     Failure {
         reason,
@@ -248,6 +312,75 @@ fn resource_status(name: &str, current: MetricValueStatus) -> MetricStatus {
         }),
         ..Default::default()
     }
+}
+
+/// `computeStatusForObjectMetric`: one object's value against a `Value` target (the ratio
+/// times the ready pods, `GetObjectMetricReplicas`) or an `AverageValue` target (the value
+/// spread over the replicas, `GetObjectMetricPerPodReplicas`).
+fn object(source: &ObjectMetricSource, cx: &Context<'_>, objects: &ObjectValues) -> Result<Success, Failure> {
+    let name = &source.metric.name;
+    let fail = |detail: String| Failure {
+        reason: "FailedGetObjectMetric",
+        error: format!("failed to get object metric value: {detail}"),
+        detail,
+    };
+    let found = objects
+        .get(&ObjectKey::of(source))
+        .cloned()
+        .unwrap_or_else(|| Err("no value was read".into()));
+    let read = found.map_err(|e| fail(format!("unable to get metric {name}: {e}")))?;
+    let target = &source.target;
+    let status = |current: MetricValueStatus| MetricStatus {
+        type_: "Object".into(),
+        object: Some(ObjectMetricStatus {
+            described_object: source.described_object.clone(),
+            metric: source.metric.clone(),
+            current,
+        }),
+        ..Default::default()
+    };
+    if let Some(per_pod) = average_target(target).filter(|t| *t > 0) {
+        let replicas = replicas::per_pod_object_replicas(cx, read.value, per_pod);
+        let average = read.value / i64::from(cx.current.max(1));
+        return Ok(Success {
+            replicas,
+            name: format!(
+                "{name} metric on {} {}",
+                source.described_object.kind, source.described_object.name
+            ),
+            status: status(MetricValueStatus {
+                average_value: Some(milli_quantity(average)),
+                ..Default::default()
+            }),
+        });
+    }
+    let Some(value_target) = target
+        .value
+        .as_ref()
+        .and_then(|q| quantity::parse(&q.0).ok())
+        .map(|q| milli(&q))
+    else {
+        return Err(fail(format!(
+            "unable to get metric {name}: the target has neither a value nor an averageValue"
+        )));
+    };
+    if value_target <= 0 {
+        return Err(fail(format!(
+            "unable to get metric {name}: the target value must be above zero"
+        )));
+    }
+    let replicas = replicas::object_replicas(cx, read.value, value_target);
+    Ok(Success {
+        replicas,
+        name: format!(
+            "{name} metric on {} {}",
+            source.described_object.kind, source.described_object.name
+        ),
+        status: status(MetricValueStatus {
+            value: Some(milli_quantity(read.value)),
+            ..Default::default()
+        }),
+    })
 }
 
 /// `computeStatusForPodsMetric`: an average value per pod of one of Capstan's pods metrics.

@@ -18,8 +18,14 @@
 //!     sampling window;
 //!   - [`CONCURRENCY`] (`concurrency`): requests in flight, averaged over the window.
 //!
-//! The values come from the nodes (see `manager::pod_metrics`); `Object`, `External` and
-//! `ContainerResource` metrics have no source here and are reported as failed metrics.
+//! - `Object` metrics, of those four names, on one object: the sum over the pods it stands for
+//!   (a Service's by its selector, a workload's by its `/scale` selector, or one pod), against a
+//!   `Value` target (`desired = ceil(value / target × ready pods)`) or an `AverageValue` one
+//!   (`desired = ceil(value / target)`); the shell reads them ([`ObjectValues`]).
+//!
+//! The values come from the nodes (see `manager::pod_metrics`); `External` and
+//! `ContainerResource` metrics have no source here (as in a cluster without an external or
+//! custom metrics adapter) and are reported as failed metrics.
 //!
 //! # Scale to zero
 //!
@@ -33,6 +39,7 @@
 mod defaults;
 mod metrics;
 pub mod normalize;
+pub use metrics::{ObjectKey, ObjectValue, ObjectValues, object_value};
 mod replicas;
 mod targets;
 mod validation;
@@ -129,6 +136,8 @@ pub struct Snapshot<'a> {
     pub pods: &'a [Pod],
     /// Their metric values by pod name; a pod without an entry has no value yet.
     pub metrics: &'a BTreeMap<String, PodMetricValues>,
+    /// The values of the HPA's `Object` metrics (see [`object_metric`]).
+    pub objects: &'a ObjectValues,
     pub history: &'a History,
     pub now: Timestamp,
     pub config: &'a Config,
@@ -338,7 +347,7 @@ pub fn reconcile(s: &Snapshot<'_>) -> Plan {
             },
             now: s.now,
         };
-        let computed = metrics::compute(spec.metrics.as_deref().unwrap_or_default(), &cx, s.metrics);
+        let computed = metrics::compute(spec.metrics.as_deref().unwrap_or_default(), &cx, s.metrics, s.objects);
         events.extend(computed.events);
         if let Some(invalid) = computed.invalid {
             set_condition(

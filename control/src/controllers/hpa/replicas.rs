@@ -296,6 +296,44 @@ pub fn average_value_replicas(
     })
 }
 
+/// `GetObjectMetricReplicas` with `getUsageRatioReplicaCount`: an object's value against a
+/// `Value` target. Within the tolerance, no change; else the ratio times the ready pods (times
+/// nothing at zero replicas: the ratio itself).
+pub fn object_replicas(cx: &Context<'_>, value: i64, target: i64) -> i32 {
+    let ratio = value as f64 / target as f64;
+    if cx.current == 0 {
+        return ceil_replicas(ratio, 1);
+    }
+    if cx.tolerances.within(ratio) {
+        return cx.current;
+    }
+    let ready = cx.pods.iter().filter(|p| running_and_ready(p)).count();
+    ceil_replicas(ratio, ready)
+}
+
+/// `GetObjectMetricPerPodReplicas`: an object's value spread over the replicas against an
+/// `AverageValue` target; within the tolerance, no change.
+pub fn per_pod_object_replicas(cx: &Context<'_>, value: i64, per_pod: i64) -> i32 {
+    let ratio = value as f64 / (per_pod as f64 * f64::from(cx.current.max(1)));
+    if cx.current > 0 && cx.tolerances.within(ratio) {
+        return cx.current;
+    }
+    ceil_replicas(value as f64 / per_pod as f64, 1)
+}
+
+/// `getReadyPodsCount`'s test: running, with a true `Ready` condition.
+fn running_and_ready(pod: &Pod) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    status.phase.as_deref() == Some("Running")
+        && status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
 /// `GetMetricUsageRatio`: the average (truncated) over the target, and the average.
 fn usage_ratio(metrics: &PodMetrics, target: i64) -> (f64, i64) {
     let total: i64 = metrics.values().map(|m| m.value).sum();

@@ -101,6 +101,7 @@ fn run(case: &Case) -> Plan {
         scale,
         pods: &pods,
         metrics: &values,
+        objects: &ObjectValues::new(),
         history: &case.history,
         now: ago(0),
         config: &Config::default(),
@@ -439,4 +440,103 @@ fn failed_metrics_explain_themselves() {
         "the HPA was unable to compute the replica count: failed to get cpu utilization: unable to get metrics for resource cpu: no metrics returned from resource metrics API"
     );
     assert_eq!(plan.status.current_replicas, Some(2));
+}
+
+/// An HPA on an Object metric of Service `front`: requests per second against `target`.
+fn object_hpa(target: Value) -> HorizontalPodAutoscaler {
+    hpa(json!({"minReplicas": 1, "metrics": [{"type": "Object", "object": {
+        "describedObject": {"apiVersion": "v1", "kind": "Service", "name": "front"},
+        "metric": {"name": "requests_per_second"},
+        "target": target}}]}))
+}
+
+fn run_object(hpa: &HorizontalPodAutoscaler, replicas: i32, read: Result<i64, &str>) -> Plan {
+    let pods = pods(replicas as usize);
+    let key = ObjectKey {
+        kind: "Service".into(),
+        name: "front".into(),
+        metric: "requests_per_second".into(),
+    };
+    let value = read
+        .map(|value| ObjectValue {
+            value,
+            timestamp: ago(1),
+        })
+        .map_err(str::to_owned);
+    let objects = ObjectValues::from([(key, value)]);
+    reconcile(&Snapshot {
+        hpa,
+        scale: Ok(Scale {
+            replicas,
+            selector: "app=web".into(),
+        }),
+        pods: &pods,
+        metrics: &BTreeMap::new(),
+        objects: &objects,
+        history: &History::default(),
+        now: ago(0),
+        config: &Config::default(),
+    })
+}
+
+#[test]
+fn object_metrics_scale_on_one_objects_value() {
+    // Value: 300 rps against 100 with 2 ready pods → ratio 3 × 2 pods = 6 recommended, of
+    // which the default scale-up policy allows 4 now (double, or 4 more, per 15 s).
+    let value = object_hpa(json!({"type": "Value", "value": "100"}));
+    let plan = run_object(&value, 2, Ok(300_000));
+    let recommended = plan.history.recommendations.last().map(|r| r.replicas);
+    assert_eq!(recommended, Some(6), "{plan:?}");
+    assert_eq!(plan.rescale.as_ref().map(|r| r.replicas), Some(4), "{plan:?}");
+    let current = &plan.status.current_metrics.as_ref().unwrap()[0];
+    assert_eq!(current.type_, "Object");
+    let object = current.object.as_ref().unwrap();
+    assert_eq!(object.described_object.name, "front");
+    assert_eq!(object.current.value.as_ref().unwrap().0, "300");
+    // Within the 10% tolerance: no change.
+    assert_eq!(run_object(&value, 2, Ok(105_000)).rescale, None);
+
+    // AverageValue: 300 rps over 50 per pod → 6, whatever the pods; the status shows the value
+    // per current replica.
+    let average = object_hpa(json!({"type": "AverageValue", "averageValue": "50"}));
+    let plan = run_object(&average, 3, Ok(300_000));
+    assert_eq!(plan.rescale.as_ref().map(|r| r.replicas), Some(6), "{plan:?}");
+    let object = plan.status.current_metrics.as_ref().unwrap()[0].object.clone().unwrap();
+    assert_eq!(object.current.average_value.unwrap().0, "100");
+
+    // A value that could not be read fails the metric as Kubernetes reports it.
+    let plan = run_object(&value, 2, Err("service \"front\" selects no pod with a value"));
+    assert_eq!(plan.rescale, None);
+    let active = conditions(&plan.status)
+        .into_iter()
+        .find(|(t, _, _)| t == "ScalingActive")
+        .unwrap();
+    assert_eq!(
+        (active.1.as_str(), active.2.as_str()),
+        ("False", "FailedGetObjectMetric")
+    );
+    assert!(
+        plan.events
+            .iter()
+            .any(|e| e.message.contains("selects no pod with a value")),
+        "{:?}",
+        plan.events
+    );
+}
+
+#[test]
+fn an_objects_value_is_the_sum_over_its_pods_latest_reading() {
+    let pods = pods(2);
+    let mut read: Vec<PodMetricValues> = metrics(&pods, 2_500, 100).into_values().collect();
+    read[1].timestamp = ago(0);
+    let rps = object_value("requests_per_second", &read).unwrap();
+    assert_eq!((rps.value, rps.timestamp), (5_000, ago(0)));
+    assert_eq!(object_value("cpu", &read).unwrap().value, 200);
+    assert_eq!(object_value("memory", &read).unwrap().value, 2 * (1 << 20) * 1000);
+    assert!(
+        object_value("queue_length", &read)
+            .unwrap_err()
+            .contains("queue_length")
+    );
+    assert!(object_value("concurrency", &[]).unwrap_err().contains("no"));
 }
