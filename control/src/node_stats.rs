@@ -141,7 +141,9 @@ pub fn spawn_poller(services: Arc<ServiceTable>, usage: Arc<RemoteUsage>) -> Joi
 /// One round: every node asked at once; what each answered is recorded as it was received.
 pub async fn poll_once(services: &Arc<ServiceTable>, usage: &RemoteUsage) {
     let mut asked = tokio::task::JoinSet::new();
-    for (node, addr) in services.remote.nodes() {
+    let nodes = services.remote.nodes();
+    let known: std::collections::HashSet<String> = nodes.keys().cloned().collect();
+    for (node, addr) in nodes {
         let services = Arc::clone(services);
         asked.spawn(async move {
             let answer =
@@ -153,20 +155,20 @@ pub async fn poll_once(services: &Arc<ServiceTable>, usage: &RemoteUsage) {
     }
     let mut pods = HashMap::new();
     let mut traffic = HashMap::new();
-    let mut received = std::time::Instant::now();
     while let Some(done) = asked.join_next().await {
-        let Ok((node, answer, at, when)) = done else { continue };
+        let Ok((node, answer, at, received)) = done else {
+            continue;
+        };
         match answer {
             Ok(stats) => {
-                received = received.min(when);
                 pods.insert(node.clone(), (at, stats.pods.into_iter().map(PodUsage::from).collect()));
-                traffic.insert(node, stats.services);
+                traffic.insert(node, (received, stats.services));
             }
             Err(e) => tracing::debug!(%node, "node stats: {e}"),
         }
     }
     usage.replace(pods);
-    services.traffic.report(received, traffic);
+    services.traffic.report(&known, traffic);
 }
 
 #[cfg(test)]
@@ -230,7 +232,8 @@ mod tests {
             name: "web".into(),
         };
         assert_eq!(services.traffic.traffic(&key).in_flight, 3);
-        // The node stops answering: a round without it forgets its pods and its traffic.
+        // The node stops answering (a fresh pool: the kept connection still has its server
+        // task): its pods have no sample, and its requests in flight no longer count.
         server.abort();
         let _ = server.await;
         let gone = Arc::new(ServiceTable::default());
@@ -238,5 +241,9 @@ mod tests {
         poll_once(&gone, &usage).await;
         assert!(usage.pod_usage().is_empty());
         assert_eq!(gone.traffic.traffic(&key).in_flight, 0);
+        // Polled again where it answered, after it left the cluster: forgotten.
+        services.remote.set_nodes(HashMap::new());
+        poll_once(&services, &usage).await;
+        assert_eq!(services.traffic.traffic(&key).in_flight, 0);
     }
 }

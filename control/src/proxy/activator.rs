@@ -8,7 +8,7 @@
 //! the workload is scaled up once per wake. A request that waits longer than the workload's
 //! timeout gets 504; one whose workload cannot be scaled gets 503, saying why.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -166,21 +166,25 @@ impl TrafficLog {
             .collect()
     }
 
-    /// Takes the reports of the nodes in other processes, received at `received`: each
-    /// replaces that node's previous one; a node not in `reports` is forgotten (it is gone,
-    /// or did not answer, so its requests in flight no longer count).
-    pub fn report(&self, received: Instant, reports: HashMap<String, Vec<ServiceTraffic>>) {
-        let at = received.saturating_duration_since(self.epoch).as_millis() as u64;
-        let reports = reports
-            .into_iter()
-            .map(|(node, mut services)| {
-                for s in &mut services {
-                    s.last = at.saturating_sub(s.idle_millis);
-                }
-                (node, services)
-            })
-            .collect();
-        *self.reported.write().unwrap_or_else(|e| e.into_inner()) = reports;
+    /// Takes the reports of the nodes in other processes, each with when it was received:
+    /// each replaces that node's previous one. A node of `known` that did not answer this
+    /// round keeps its last requests' times, but none in flight (nothing says they still
+    /// are); a node no longer known is forgotten.
+    pub fn report(&self, known: &HashSet<String>, reports: HashMap<String, (Instant, Vec<ServiceTraffic>)>) {
+        let mut reported = self.reported.write().unwrap_or_else(|e| e.into_inner());
+        reported.retain(|node, _| known.contains(node));
+        for services in reported.values_mut() {
+            for s in services.iter_mut() {
+                s.in_flight = 0;
+            }
+        }
+        for (node, (received, mut services)) in reports {
+            let at = received.saturating_duration_since(self.epoch).as_millis() as u64;
+            for s in &mut services {
+                s.last = at.saturating_sub(s.idle_millis);
+            }
+            reported.insert(node, services);
+        }
     }
 }
 
@@ -556,19 +560,40 @@ mod tests {
         };
         let received = log.epoch + Duration::from_secs(10);
         let reports = HashMap::from([
-            ("far-1".to_owned(), vec![report(4_000, 2)]),
-            ("far-2".to_owned(), vec![report(1_000, 0)]),
+            ("far-1".to_owned(), (received, vec![report(4_000, 2)])),
+            ("far-2".to_owned(), (received, vec![report(1_000, 0)])),
         ]);
-        log.report(received, reports);
+        let known: HashSet<String> = ["far-1".to_owned(), "far-2".to_owned()].into();
+        log.report(&known, reports);
         let seen = log.traffic(&key);
         assert_eq!(seen.in_flight, 2, "in flight on every node together");
         assert_eq!(seen.last, Duration::from_secs(9), "the latest request of any node");
         // This process's own request adds to them.
         let local = log.track("default", "fn");
         assert_eq!(log.traffic(&key).in_flight, 3);
-        // A round without far-1 (gone, or no answer): its requests no longer count.
-        log.report(received, HashMap::from([("far-2".to_owned(), vec![report(1_000, 0)])]));
+        // A round far-1 did not answer: its last request still counts, its requests in
+        // flight no longer do.
+        let later = received + Duration::from_secs(5);
+        log.report(
+            &known,
+            HashMap::from([("far-2".to_owned(), (later, vec![report(1_000, 0)]))]),
+        );
+        let seen = log.traffic(&key);
+        assert_eq!(seen.in_flight, 1);
+        assert_eq!(
+            seen.last,
+            Duration::from_secs(14),
+            "far-2's request 1 s before the later round"
+        );
+        log.report(&known, HashMap::new());
+        assert!(log.traffic(&key).last >= Duration::from_secs(14), "still known: kept");
+        // far-1 and far-2 gone from the nodes: forgotten.
+        log.report(&HashSet::new(), HashMap::new());
         assert_eq!(log.traffic(&key).in_flight, 1);
+        assert!(
+            log.traffic(&key).last < Duration::from_secs(9),
+            "only this process's request"
+        );
         let exported = log.seen();
         assert_eq!(exported.len(), 1);
         assert_eq!((exported[0].name.as_str(), exported[0].in_flight), ("fn", 1));
