@@ -245,6 +245,16 @@ mod tests {
         (addr, tokio::spawn(serve(listener, endpoint)))
     }
 
+    /// Sends `request` to the endpoint at `node` over a connection of its own.
+    async fn send(node: SocketAddr, request: hyper::Request<Empty<Bytes>>) -> hyper::Response<Incoming> {
+        let stream = tokio::net::TcpStream::connect(node).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        sender.send_request(request).await.unwrap()
+    }
+
     async fn text(response: Response) -> (u16, String) {
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -293,12 +303,7 @@ mod tests {
                     .headers_mut()
                     .insert(POD_TARGET_HEADER, http::HeaderValue::from_static(t));
             }
-            let stream = tokio::net::TcpStream::connect(node).await.unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            let response = sender.send_request(request).await.unwrap();
+            let response = send(node, request).await;
             assert_eq!(response.status().as_u16(), want, "{target:?} {path}");
         }
         task.abort();
@@ -343,12 +348,7 @@ mod tests {
                     .headers_mut()
                     .insert(POD_SOURCE_HEADER, http::HeaderValue::from_static(s));
             }
-            let stream = tokio::net::TcpStream::connect(node).await.unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            let response = sender.send_request(request).await.unwrap();
+            let response = send(node, request).await;
             assert_eq!(response.status().as_u16(), 400, "{target} from {source:?}");
         }
         task.abort();

@@ -136,41 +136,44 @@ impl ServiceLink {
         *self.resolver.write().unwrap_or_else(|e| e.into_inner()) = Some(resolver);
     }
 
+    /// The resolver, once set.
+    fn resolver(&self) -> Option<Arc<dyn ServiceResolver>> {
+        self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     pub fn endpoints(&self, host: &str, port: u16, namespace: &str) -> Option<Vec<(String, u16)>> {
-        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let resolver = self.resolver()?;
         resolver.endpoints(host, port, namespace)
     }
 
     /// See [`ServiceResolver::lookup`]; `None` before the control plane has set a resolver.
     pub fn lookup(&self, name: &str, namespace: &str) -> Option<Vec<std::net::IpAddr>> {
-        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let resolver = self.resolver()?;
         resolver.lookup(name, namespace)
     }
 
     /// See [`ServiceResolver::external_name`]; `None` before the control plane has set a
     /// resolver.
     pub fn external_name(&self, host: &str, namespace: &str) -> Option<String> {
-        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let resolver = self.resolver()?;
         resolver.external_name(host, namespace)
     }
 
     /// See [`ServiceResolver::activate`]; `None` before the control plane has set a resolver.
     pub fn activate(&self, host: &str, port: u16, namespace: &str) -> Option<Activation> {
-        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let resolver = self.resolver()?;
         resolver.activate(host, port, namespace)
     }
 
     /// See [`ServiceResolver::remote`]; `false` before the control plane has set a resolver.
     pub fn remote(&self, ip: &str) -> bool {
-        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone();
-        resolver.is_some_and(|r| r.remote(ip))
+        self.resolver().is_some_and(|r| r.remote(ip))
     }
 
     /// See [`ServiceResolver::forward`]; unserved before the control plane has set a
     /// resolver.
     pub fn forward(&self, ip: &str, port: u16, request: http::Request<WasiBody>) -> Forwarded {
-        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone();
-        match resolver {
+        match self.resolver() {
             Some(resolver) => resolver.forward(ip, port, request),
             None => Box::pin(async { Err(ForwardError::Unserved("no cluster to forward to".into())) }),
         }
@@ -186,8 +189,7 @@ impl ServiceLink {
         namespace: &str,
         request: http::Request<WasiBody>,
     ) -> Result<Forwarded, http::Request<WasiBody>> {
-        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone();
-        match resolver {
+        match self.resolver() {
             Some(resolver) => resolver.relay(host, port, namespace, request),
             None => Err(request),
         }
@@ -196,8 +198,7 @@ impl ServiceLink {
     /// See [`ServiceResolver::tunnel`]; unreachable before the control plane has set a
     /// resolver.
     pub fn tunnel(&self, ip: &str, port: u16, from: SocketAddr) -> Tunneled {
-        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone();
-        match resolver {
+        match self.resolver() {
             Some(resolver) => resolver.tunnel(ip, port, from),
             None => Box::pin(async { Err(NetError::Unreachable) }),
         }

@@ -207,24 +207,29 @@ impl RemotePods {
             let ip = ip.to_owned();
             return Box::pin(async move { Err(ForwardError::Unserved(format!("pod {ip} runs in no known node"))) });
         };
-        let pool = self.pool.clone();
-        Box::pin(async move {
-            let connection = pool
-                .connection(node)
-                .await
-                .map_err(|e| ForwardError::Unserved(e.to_string()))?;
-            let response = connection
-                .send(hop(request, target))
-                .await
-                .map_err(|e| ForwardError::Broken(e.to_string()))?;
-            if is_unserved(&response) {
-                return Err(ForwardError::Unserved(format!(
-                    "the pod's node {node} does not serve it"
-                )));
-            }
-            Ok(boxed(response))
-        })
+        let unserved = format!("the pod's node {node} does not serve it");
+        exchange(self.pool.clone(), node, hop(request, target), unserved)
     }
+}
+
+/// Sends `request` to `addr` over a pooled connection. Nothing sent, or a 503 saying that
+/// nothing reached a guest (`unserved` says why), is [`ForwardError::Unserved`]; an exchange
+/// that broke is [`ForwardError::Broken`].
+fn exchange(pool: Pool, addr: SocketAddr, request: hyper::Request<WasiBody>, unserved: String) -> Forwarded {
+    Box::pin(async move {
+        let connection = pool
+            .connection(addr)
+            .await
+            .map_err(|e| ForwardError::Unserved(e.to_string()))?;
+        let response = connection
+            .send(request)
+            .await
+            .map_err(|e| ForwardError::Broken(e.to_string()))?;
+        if is_unserved(&response) {
+            return Err(ForwardError::Unserved(unserved));
+        }
+        Ok(boxed(response))
+    })
 }
 
 impl RemotePods {
@@ -278,21 +283,8 @@ impl RemotePods {
         }
         parts.version = http::Version::HTTP_11;
         let request = hyper::Request::from_parts(parts, body);
-        let pool = self.pool.clone();
-        Box::pin(async move {
-            let connection = pool
-                .connection(server)
-                .await
-                .map_err(|e| ForwardError::Unserved(e.to_string()))?;
-            let response = connection
-                .send(request)
-                .await
-                .map_err(|e| ForwardError::Broken(e.to_string()))?;
-            if is_unserved(&response) {
-                return Err(ForwardError::Unserved("the Service has no ready endpoint".into()));
-            }
-            Ok(boxed(response))
-        })
+        let unserved = "the Service has no ready endpoint".to_owned();
+        exchange(self.pool.clone(), server, request, unserved)
     }
 }
 
