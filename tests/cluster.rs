@@ -1259,6 +1259,29 @@ fn services_reach_pods_of_a_node_in_another_process_and_its_guests_reach_service
             .contains("random-generator 1.0 started")
             .then_some(())
     });
+    // The API server's pod proxy reaches that pod in the other process (its first container
+    // port, or one named), and says what it cannot reach.
+    for target in [generator.clone(), format!("{generator}:8080")] {
+        let raw = up.kubectl_ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/default/pods/{target}/proxy/"),
+        ]);
+        let served: Value = serde_json::from_str(&raw).expect("JSON through the pod proxy");
+        assert!(served["random"].is_number(), "{target}: {served}");
+    }
+    for (target, said) in [
+        ("nope".to_owned(), "pods \"nope\" not found"),
+        (format!("{generator}:9999"), "nothing serves port 9999"),
+    ] {
+        let out = up.kubectl(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/default/pods/{target}/proxy/"),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(said), "{target}: {stderr}");
+    }
 }
 
 /// A `capstan/tcp-echo` Deployment on `node` listening on port 7000 of its pod IP, behind a

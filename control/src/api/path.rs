@@ -16,12 +16,13 @@ pub enum Route {
     /// `/api/v1/nodes/{node}/proxy/{path}`: a request passed to the node (the kubelet's
     /// endpoint in Kubernetes); `path` has no leading slash.
     NodeProxy { node: String, path: String },
-    /// `/api/v1/namespaces/{namespace}/services/{[scheme:]name[:port]}/proxy/{path}`: a request
-    /// passed to the Service (`service_proxy.rs`); `service` is the segment as written, `path`
-    /// what follows `/proxy` (at least `/`).
-    ServiceProxy {
+    /// `/api/v1/namespaces/{namespace}/{services|pods}/{[scheme:]name[:port]}/proxy/{path}`: a
+    /// request passed to the Service or the pod (`service_proxy.rs`); `target` is the segment as
+    /// written, `path` what follows `/proxy` (at least `/`).
+    Proxy {
         namespace: String,
-        service: String,
+        kind: ProxyKind,
+        target: String,
         path: String,
     },
     /// `/api`: the core group's versions.
@@ -40,6 +41,13 @@ pub enum Route {
     OpenApiV3 { group: String, version: String },
     /// A resource collection, object or subresource.
     Resource(Target),
+}
+
+/// What a `proxy` subresource passes requests to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyKind {
+    Service,
+    Pod,
 }
 
 /// A resource path: `namespace` is set for paths under `/namespaces/{ns}/`; a namespaced
@@ -68,17 +76,31 @@ pub fn route(path: &str) -> Result<Route, ApiError> {
             node: (*node).to_owned(),
             path: rest.join("/"),
         }),
-        ["api", "v1", "namespaces", namespace, "services", service, "proxy", ..] => {
+        [
+            "api",
+            "v1",
+            "namespaces",
+            namespace,
+            resource @ ("services" | "pods"),
+            target,
+            "proxy",
+            ..,
+        ] => {
             // What follows `/proxy` as the client wrote it: trailing slashes matter to the
-            // server behind the Service.
-            let marker = format!("/services/{service}/proxy");
+            // server behind it.
+            let marker = format!("/{resource}/{target}/proxy");
             let rest = path.find(&marker).map_or("", |at| &path[at + marker.len()..]);
             if !rest.is_empty() && !rest.starts_with('/') {
                 return Err(ApiError::NoSuchPath);
             }
-            Ok(Route::ServiceProxy {
+            Ok(Route::Proxy {
                 namespace: (*namespace).to_owned(),
-                service: (*service).to_owned(),
+                kind: if *resource == "pods" {
+                    ProxyKind::Pod
+                } else {
+                    ProxyKind::Service
+                },
+                target: (*target).to_owned(),
                 path: if rest.is_empty() {
                     "/".to_owned()
                 } else {
@@ -214,14 +236,24 @@ mod tests {
         ] {
             assert_eq!(
                 route(path).unwrap(),
-                Route::ServiceProxy {
+                Route::Proxy {
                     namespace: "shop".into(),
-                    service: "web:80".into(),
+                    kind: ProxyKind::Service,
+                    target: "web:80".into(),
                     path: rest.into()
                 },
                 "{path}"
             );
         }
+        assert_eq!(
+            route("/api/v1/namespaces/shop/pods/web-0:8080/proxy/metrics").unwrap(),
+            Route::Proxy {
+                namespace: "shop".into(),
+                kind: ProxyKind::Pod,
+                target: "web-0:8080".into(),
+                path: "/metrics".into()
+            }
+        );
         assert_eq!(route("/api").unwrap(), Route::CoreVersions);
         assert_eq!(route("/apis/").unwrap(), Route::Groups);
         assert_eq!(route("/apis/apps").unwrap(), Route::Group("apps"));

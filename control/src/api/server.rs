@@ -169,14 +169,15 @@ async fn dispatch(
     local: &str,
 ) -> Result<Response<Body>, ApiError> {
     let route = routed?;
-    if let Route::ServiceProxy {
+    if let Route::Proxy {
         namespace,
-        service,
+        kind,
+        target,
         path,
     } = &route
     {
         // Passed on as it comes, its body streamed: no API body limit applies.
-        let resp = api.proxy_to_service(namespace, service, path, req).await?;
+        let resp = api.proxy(namespace, *kind, target, path, req).await?;
         if resp.headers().contains_key(UNSERVED_HEADER) {
             // The proxy's own refusal (no ready endpoint, none to wake), not a pod's answer:
             // a Status, as Kubernetes answers it.
@@ -238,7 +239,7 @@ async fn dispatch(
             Ok(text_response(METRICS_CONTENT_TYPE, text))
         }
         Route::NodeProxy { .. } => Err(ApiError::NoSuchPath),
-        Route::ServiceProxy { .. } => Err(ApiError::NoSuchPath),
+        Route::Proxy { .. } => Err(ApiError::NoSuchPath),
         Route::CoreVersions => ok(&discovery::core_versions(local)),
         Route::Groups => ok(&discovery::groups()),
         Route::Group(g) => ok(&discovery::group(g)),

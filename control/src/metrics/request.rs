@@ -10,7 +10,7 @@ use http::Method;
 use prometheus_client::encoding::EncodeLabelSet;
 
 use crate::api::ApiError;
-use crate::api::path::Route;
+use crate::api::path::{ProxyKind, Route};
 
 /// What a request was, as `apiserver_request_*` label it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,10 +84,13 @@ impl RequestKind {
                     long_running: true,
                 };
             }
-            Route::ServiceProxy { .. } => {
+            Route::Proxy { kind, .. } => {
                 return RequestKind {
                     verb: verb_of(method),
-                    resource: "services",
+                    resource: match kind {
+                        ProxyKind::Service => "services",
+                        ProxyKind::Pod => "pods",
+                    },
                     subresource: "proxy",
                     long_running: true,
                 };

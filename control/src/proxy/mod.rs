@@ -433,6 +433,35 @@ impl ServiceProxy for Forwarder {
         let turn = PROXY_TURN.fetch_add(1, Ordering::Relaxed);
         Box::pin(async move { Ok(forwarder.forward(&backend, turn, SERVICE_PROXY_CLIENT, request).await) })
     }
+
+    /// As to a Service's only endpoint: a pod of this process in memory, one of another
+    /// process through its node.
+    fn to_pod(&self, namespace: &str, name: &str, ip: String, port: u16, request: Request) -> Proxied {
+        let forwarder = self.clone();
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        Box::pin(async move {
+            let pod = Backend {
+                namespace: namespace.clone(),
+                service: name.clone(),
+                port_name: None,
+                cluster_ip: None,
+                port,
+                node_port: None,
+                endpoints: vec![(ip.clone(), port)],
+                hostnames: Vec::new(),
+                client_ip_affinity: false,
+                selector: Default::default(),
+                target_port: None,
+                external_name: None,
+            };
+            match forwarder.to_endpoint(&pod, 0, SERVICE_PROXY_CLIENT, request).await {
+                Ok(response) => Ok(response),
+                Err(_) => Err(ApiError::ServiceUnavailable(format!(
+                    "nothing serves port {port} of pod {namespace}/{name} ({ip})"
+                ))),
+            }
+        })
+    }
 }
 
 impl Forwarder {
