@@ -129,7 +129,8 @@ impl Api {
             ProxyKind::Service => proxy.proxy(namespace, &name, port, request).await,
             ProxyKind::Pod => {
                 let (ns, pod_name) = (namespace.to_owned(), name.clone());
-                let pods = super::resources::find("", "v1", "pods").expect("pods are served");
+                let pods = super::resources::find("", "v1", "pods")
+                    .ok_or_else(|| ApiError::Internal("pods are not served".into()))?;
                 let pod = self.call(move |a| a.get(pods, Some(&ns), &pod_name)).await?;
                 let ip = pod["status"]["podIP"].as_str().unwrap_or_default().to_owned();
                 if ip.is_empty() {
