@@ -57,6 +57,55 @@ fn create_hello(api: &Api, annotations: Value, port: u16) {
     .unwrap();
 }
 
+/// A client of the node port `port` once `answers` says what it got is the workload's.
+async fn client_once_answering(port: u16, answers: impl Fn(&Value) -> bool) -> capstan_control::client::Client {
+    let client = capstan_control::client::Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !client.get("/").await.is_ok_and(|v| answers(&v)) {
+        assert!(std::time::Instant::now() < deadline, "the Service never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client
+}
+
+/// `clients` clients sending requests in a loop until stopped, counting the answers.
+struct Load {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(client: &capstan_control::client::Client, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicU64::new(0));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (client, stop, answered) = (client.clone(), Arc::clone(&stop), Arc::clone(&answered));
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        if client.get("/").await.is_ok() {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { stop, answered, tasks }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+    }
+}
+
+fn hello(v: &Value) -> bool {
+    v.as_str() == Some("hello\n")
+}
+
 /// The messages of the HPA's events with `reason`.
 fn events(api: &Api, reason: &str) -> Vec<String> {
     common::events(api, reason)
@@ -88,28 +137,10 @@ async fn an_hpa_on_requests_per_second_scales_up_under_load_and_down_after() {
     )
     .unwrap();
 
-    let client = capstan_control::client::Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while !matches!(client.get("/").await, Ok(Value::String(s)) if s == "hello\n") {
-        assert!(std::time::Instant::now() < deadline, "the Service never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let client = client_once_answering(port, hello).await;
 
     // Load: a few clients in a loop, until told to stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicU64::new(0));
-    let load: Vec<_> = (0..3)
-        .map(|_| {
-            let (client, stop, answered) = (client.clone(), Arc::clone(&stop), Arc::clone(&answered));
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    if client.get("/").await.is_ok() {
-                        answered.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(&client, 3);
 
     let scaled_to = until("the HPA to scale the Deployment up", || {
         let r = replicas(&api);
@@ -142,7 +173,7 @@ async fn an_hpa_on_requests_per_second_scales_up_under_load_and_down_after() {
             .then_some(())
     })
     .await;
-    assert!(answered.load(Ordering::Relaxed) > 0);
+    assert!(load.answered.load(Ordering::Relaxed) > 0);
 
     // `kubectl get hpa`'s row, as the server renders it.
     let rendered = table("HorizontalPodAutoscaler", &[hpa(&api)], None, IncludeObject::None, 0);
@@ -162,10 +193,7 @@ async fn an_hpa_on_requests_per_second_scales_up_under_load_and_down_after() {
     assert_eq!((cells[3].clone(), cells[4].clone()), (json!("1"), json!(3)));
 
     // No more load: back to one replica.
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
+    load.stop().await;
     until("the HPA to scale the Deployment back down", || {
         (replicas(&api) == 1).then_some(())
     })
@@ -306,23 +334,8 @@ async fn the_books_cpu_hpa_scales_the_random_generator_under_load() {
         &opts,
     )
     .unwrap();
-    let client = capstan_control::client::Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while !client.get("/").await.is_ok_and(|v| v["random"].is_number()) {
-        assert!(std::time::Instant::now() < deadline, "the Service never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let load: Vec<_> = (0..4)
-        .map(|_| {
-            let (client, stop) = (client.clone(), Arc::clone(&stop));
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = client.get("/").await;
-                }
-            })
-        })
-        .collect();
+    let client = client_once_answering(port, |v| v["random"].is_number()).await;
+    let load = Load::start(&client, 4);
     let hpa = |api: &Api| {
         api.get(
             find("autoscaling", "v2", "horizontalpodautoscalers").unwrap(),
@@ -361,10 +374,7 @@ async fn the_books_cpu_hpa_scales_the_random_generator_under_load() {
         hpa(&api)["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"].as_i64()
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
+    load.stop().await;
     drop(cluster);
 }
 
@@ -389,23 +399,8 @@ async fn an_hpa_on_a_services_requests_per_second_object_metric_scales_up_under_
         &WriteOptions::default(),
     )
     .unwrap();
-    let client = capstan_control::client::Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while !matches!(client.get("/").await, Ok(Value::String(s)) if s == "hello\n") {
-        assert!(std::time::Instant::now() < deadline, "the Service never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let load: Vec<_> = (0..3)
-        .map(|_| {
-            let (client, stop) = (client.clone(), Arc::clone(&stop));
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = client.get("/").await;
-                }
-            })
-        })
-        .collect();
+    let client = client_once_answering(port, hello).await;
+    let load = Load::start(&client, 3);
     let scaled_to = until("the HPA to scale the Deployment up", || {
         let r = replicas(&api);
         (r > 1).then_some(r)
@@ -429,9 +424,6 @@ async fn an_hpa_on_a_services_requests_per_second_object_metric_scales_up_under_
             .then_some(())
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
+    load.stop().await;
     drop(cluster);
 }
