@@ -24,7 +24,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::engine::WasmEngine;
 use crate::error::RuntimeError;
-use crate::hops::{Driven, Hops};
+use crate::hops::{Driven, Hops, QuietWaker};
 use crate::lifecycle::Exit;
 use crate::outgoing::OutgoingHttp;
 use crate::sandbox::ContainerPlan;
@@ -282,15 +282,20 @@ impl HttpServer {
         // guest still running then (streaming a body, waiting on its own requests), or
         // whose caller went away first, goes on in a task of its own, as it would in a
         // container whose client disconnected.
+        // The guest sets its response inside its own run, so the response's wake comes
+        // while this task is polling the run, and the response is read right after it:
+        // that wake is only noted (see `QuietWaker`).
         let mut run = RunOn(Some(Driven::new(run, hops)));
         let mut rx = rx;
+        let rx_wake = QuietWaker::new();
         let answer = std::future::poll_fn(|cx| {
+            rx_wake.set_task(cx.waker());
             if let Some(guest) = &mut run.0
-                && std::pin::Pin::new(guest).poll(cx).is_ready()
+                && rx_wake.quiet(|| std::pin::Pin::new(guest).poll(cx).is_ready()).0
             {
                 run.0 = None;
             }
-            match std::pin::Pin::new(&mut rx).poll(cx) {
+            match std::pin::Pin::new(&mut rx).poll(&mut std::task::Context::from_waker(rx_wake.waker())) {
                 // No response will come: answer once the guest has ended (and its end,
                 // a trap or an OOM, has been reported), not while it may still run.
                 std::task::Poll::Ready(Err(_)) if run.0.is_some() => std::task::Poll::Pending,
