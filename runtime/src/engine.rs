@@ -91,6 +91,8 @@ impl WasmEngine {
         // The pod's in-memory TCP and name lookup replace wasmtime-wasi's host-socket ones.
         linker.allow_shadowing(true);
         crate::net::add_to_linker(&mut linker).map_err(RuntimeError::engine)?;
+        // Requests to pods of this process answer on the caller's task (`hop_http`).
+        crate::hop_http::add_to_linker(&mut linker).map_err(RuntimeError::engine)?;
         linker.allow_shadowing(false);
 
         let weak = engine.weak();

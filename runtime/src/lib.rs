@@ -20,6 +20,7 @@ pub mod container;
 pub mod directory;
 pub mod engine;
 pub mod error;
+pub mod hop_http;
 pub mod hops;
 pub mod images;
 pub mod lifecycle;

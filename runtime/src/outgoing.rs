@@ -237,6 +237,19 @@ impl OutgoingHttp {
     pub fn hops(&self) -> &Hops {
         &self.hops
     }
+
+    /// The pod of this process a request to `host:port` goes to, and its port, when it
+    /// goes to one that serves now (as [`WasiHttpHooks::send_request`] would send it).
+    pub fn hop_to(&self, host: &str, port: u16) -> Option<(PodNetwork, u16)> {
+        match route(host, port, &self.policy.pod_ip, &self.policy.grants) {
+            Route::Pod(port) => Some((self.policy.network.clone(), port)),
+            Route::Host => None,
+            Route::Cluster => match self.policy.cluster_target(host, port)? {
+                Target::Local(network, port) => Some((network, port)),
+                Target::Remote(..) => None,
+            },
+        }
+    }
 }
 
 type IoFuture = Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>;

@@ -1133,6 +1133,77 @@ spec:
         stop(&h, Duration::from_secs(2)).await;
     }
 
+    /// Records that it was woken, for a thread that waits for that.
+    #[derive(Default)]
+    struct Woken {
+        woken: std::sync::Mutex<bool>,
+        cond: std::sync::Condvar,
+    }
+
+    impl std::task::Wake for Woken {
+        fn wake(self: std::sync::Arc<Self>) {
+            *self.woken.lock().unwrap() = true;
+            self.cond.notify_all();
+        }
+    }
+
+    impl Woken {
+        /// Blocks the thread until woken (clearing the mark), or says it was not.
+        fn wait(&self, limit: Duration) -> bool {
+            let woken = self.woken.lock().unwrap();
+            let (mut woken, _) = self.cond.wait_timeout_while(woken, limit, |w| !*w).unwrap();
+            std::mem::take(&mut *woken)
+        }
+    }
+
+    /// A request that crosses an in-process hop is answered within the caller's own
+    /// task: the test polls it on a single-threaded runtime and, whenever it is
+    /// pending, blocks that one thread until it is woken. Threads of their own (the
+    /// guest's file reads on the blocking pool, the epoch) can still wake it; a task of
+    /// the runtime, such as the one wasi-http's `handle` spawns, never could.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_hop_is_answered_within_the_callers_own_task() {
+        let h = start(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hop-in-one-task}
+spec:
+  containers:
+  - name: main
+    image: k8spatterns/random-generator:1.0
+    env: [{name: LOG_URL, value: "http://localhost:9009"}]
+  - name: ambassador
+    image: k8spatterns/random-generator-log-ambassador
+"#,
+        );
+        wait_for(&h, "ready", |p| ready(p, "main") && ready(p, "ambassador")).await;
+        let server = h.network().route(8080).expect("port 8080 served");
+        let woken = std::sync::Arc::new(Woken::default());
+        let waker = std::task::Waker::from(woken.clone());
+        for i in 0..20 {
+            let req = http::Request::get("http://localhost:8080/")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            // Unconstrained: this loop stays inside one poll of the test's task, where
+            // tokio's per-poll budget would run out and defer its wakes to the runtime.
+            let mut answer = std::pin::pin!(tokio::task::unconstrained(server.handle(req)));
+            let response = loop {
+                match answer.as_mut().poll(&mut std::task::Context::from_waker(&waker)) {
+                    std::task::Poll::Ready(response) => break response,
+                    std::task::Poll::Pending => assert!(
+                        woken.wait(Duration::from_secs(5)),
+                        "request {i} waits for another task of the runtime"
+                    ),
+                }
+            };
+            assert_eq!(response.status(), 200);
+        }
+        let l = log(&h, "ambassador");
+        assert_eq!(l.lines().filter(|l| l.starts_with("LOG {")).count(), 20, "{l}");
+        stop(&h, Duration::from_secs(2)).await;
+    }
+
     /// A one-request HTTP server on the host, answering 200; returns its port and
     /// whether a request arrived.
     fn host_server() -> (u16, std::sync::mpsc::Receiver<String>) {
