@@ -2,9 +2,16 @@
 //!
 //! A write is durable before the call returns, so an acknowledged write survives `kill -9` or
 //! power loss: its event is appended to the log (`<file>-wal`, see [`wal`](super::wal)) and
-//! synced, then committed to redb without an fsync. Every [`CHECKPOINT_RECORDS`] writes (or
-//! [`CHECKPOINT_BYTES`] of log) redb commits durably and the log starts over; opening the
-//! file after a crash applies the log's records that redb's last durable commit does not hold.
+//! synced, then committed to redb without an fsync. After [`CHECKPOINT_RECORDS`] writes redb
+//! commits durably and the log starts over (a checkpoint); opening the file after a crash
+//! applies the log's records that redb's last durable commit does not hold.
+//!
+//! A checkpoint holds the write lock for redb's fsyncs, so every write behind it waits: on
+//! a slow disk (an edge node's flash) that is tens of milliseconds. It therefore runs on a
+//! thread of its own once the writes pause for [`CHECKPOINT_IDLE`], not inside the write
+//! that crossed the mark, which is usually one link of a chain (a scale-up from zero makes
+//! a handful of writes in a row). A store that never pauses checkpoints in its own writes
+//! once the log holds [`FORCE_FACTOR`] times the interval, or [`CHECKPOINT_BYTES`].
 //! Tables:
 //!
 //! - `objects`: key → (revision, value bytes)
@@ -16,7 +23,10 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use bytes::Bytes;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -37,15 +47,26 @@ const META_COMPACTED: &str = "compacted";
 
 /// A [`Store`] in one redb database file and its write-ahead log.
 pub struct RedbStore {
-    db: Database,
+    db: Arc<Database>,
     /// Held across each write (redb transaction, log append, commit) and the publication of
     /// its event, so events are published in revision order and a new watch sees no gap
     /// between replay and live events.
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     hub: Hub,
     history_limit: u64,
     checkpoint_every: u64,
+    /// Tells the checkpointer that a checkpoint is due and that writes go on; dropped (with
+    /// the store), it stops the thread.
+    due: Option<mpsc::Sender<()>>,
+    checkpointer: Option<JoinHandle<()>>,
 }
+
+/// How long the writes must pause before a due checkpoint runs.
+pub(super) const CHECKPOINT_IDLE: Duration = Duration::from_millis(20);
+
+/// A log this many checkpoint intervals long is checkpointed by the write that finds it so,
+/// pause or not.
+pub(super) const FORCE_FACTOR: u64 = 4;
 
 /// What the write lock guards.
 struct State {
@@ -104,19 +125,36 @@ impl RedbStore {
         if wal.records() > 0 {
             wal.reset()?;
         }
+        let db = Arc::new(db);
+        let state = Arc::new(Mutex::new(State { counters, wal }));
+        let checkpoint_every = checkpoint_every.max(1);
+        let (due, pending) = mpsc::channel();
+        let checkpointer = {
+            let (db, state) = (db.clone(), state.clone());
+            std::thread::Builder::new()
+                .name("capstan-checkpoint".into())
+                .spawn(move || checkpoint_when_idle(&db, &state, checkpoint_every, &pending))
+                .map_err(|e| StoreError::backend(redb::Error::Io(e)))?
+        };
         Ok(RedbStore {
             db,
-            state: Mutex::new(State { counters, wal }),
+            state,
             hub: Hub::new(),
             history_limit,
-            checkpoint_every: checkpoint_every.max(1),
+            checkpoint_every,
+            due: Some(due),
+            checkpointer: Some(checkpointer),
         })
     }
 
+    /// Records in the log since the last checkpoint.
+    #[cfg(test)]
+    pub(super) fn logged_records(&self) -> u64 {
+        self.lock().wal.records()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
-        // The state changes only after a write succeeds, so it is valid even if a holder
-        // panicked.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     fn write(&self, key: &str, write: Write) -> Result<WatchEvent, StoreError> {
@@ -144,15 +182,19 @@ impl RedbStore {
             return Err(failed);
         }
         state.counters = counters;
-        if state.wal.records() >= self.checkpoint_every || state.wal.len() >= CHECKPOINT_BYTES {
-            // The write is durable in the log whatever happens here; a failed checkpoint is
-            // retried at the next write.
-            if let Err(e) = self.checkpoint(&mut state.wal) {
-                tracing::warn!(error = %e, "store checkpoint failed; the log keeps growing until one succeeds");
-            }
+        let records = state.wal.records();
+        if records >= self.checkpoint_every * FORCE_FACTOR || state.wal.len() >= CHECKPOINT_BYTES {
+            // No pause came: this write checkpoints (see the module's comment).
+            checkpoint_or_warn(&self.db, &mut state.wal);
         }
         self.hub.publish(event.clone());
         drop(state);
+        if records >= self.checkpoint_every
+            && let Some(due) = &self.due
+        {
+            // Gone only if the thread ended; the writes then checkpoint at the forced mark.
+            let _ = due.send(());
+        }
         // Publishing woke the watchers' tasks, and the next step of a chain of controllers
         // is among them. Measured on 2 cores: a task woken from a thread that then keeps
         // its CPU (this write's caller going on to its next write) often waited until that
@@ -162,14 +204,57 @@ impl RedbStore {
         std::thread::yield_now();
         Ok(event)
     }
+}
 
-    /// Makes every commit so far durable in redb, then empties the log.
-    fn checkpoint(&self, wal: &mut Wal) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(StoreError::backend)?;
-        txn.set_durability(Durability::Immediate).map_err(StoreError::backend)?;
-        txn.commit().map_err(StoreError::backend)?;
-        wal.reset()
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        // The thread holds the database: it must be gone before the file can be opened again.
+        drop(self.due.take());
+        if let Some(thread) = self.checkpointer.take() {
+            let _ = thread.join();
+        }
     }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // The state changes only after a write succeeds, so it is valid even if a holder
+    // panicked.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The checkpoint thread: once told a checkpoint is due, waits until no write has come
+/// for [`CHECKPOINT_IDLE`], then checkpoints if the log still needs it. Ends when the store
+/// is dropped.
+fn checkpoint_when_idle(db: &Database, state: &Mutex<State>, every: u64, due: &mpsc::Receiver<()>) {
+    while due.recv().is_ok() {
+        loop {
+            match due.recv_timeout(CHECKPOINT_IDLE) {
+                Ok(()) => continue,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        let mut state = lock(state);
+        if state.wal.records() >= every {
+            checkpoint_or_warn(db, &mut state.wal);
+        }
+    }
+}
+
+/// Checkpoints; a failure is logged and retried later. Every write is durable in the log
+/// whatever happens here.
+fn checkpoint_or_warn(db: &Database, wal: &mut Wal) {
+    if let Err(e) = checkpoint(db, wal) {
+        tracing::warn!(error = %e, "store checkpoint failed; the log keeps growing until one succeeds");
+    }
+}
+
+/// Makes every commit so far durable in redb, then empties the log.
+fn checkpoint(db: &Database, wal: &mut Wal) -> Result<(), StoreError> {
+    let mut txn = db.begin_write().map_err(StoreError::backend)?;
+    txn.set_durability(Durability::Immediate).map_err(StoreError::backend)?;
+    txn.commit().map_err(StoreError::backend)?;
+    wal.reset()
 }
 
 /// The log beside the database file: `store.redb` logs to `store.redb-wal`.

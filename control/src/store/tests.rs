@@ -464,6 +464,43 @@ fn redb_checkpoints_keep_every_write_across_reopens() {
     assert_eq!((items.len(), rev), (10, 10));
 }
 
+/// A due checkpoint waits for the writes to pause: the write that crosses the mark returns
+/// with its record still in the log, and the log is emptied once the writes stop.
+#[test]
+fn redb_checkpoints_once_the_writes_pause() {
+    let dir = TempDir::new("idle-checkpoint");
+    let store = RedbStore::open_with(&dir.db(), HISTORY_LIMIT, 3).unwrap();
+    for i in 0..6 {
+        store.create(&format!("/core/configmaps/ns/c{i}"), obj("x")).unwrap();
+    }
+    // A checkpoint inside the writes would have emptied the log at the sixth.
+    assert!(store.logged_records() > 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.logged_records() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint after the writes stopped"
+        );
+        std::thread::sleep(super::redb_store::CHECKPOINT_IDLE / 4);
+    }
+    drop(store);
+    let store = RedbStore::open_with(&dir.db(), HISTORY_LIMIT, 3).unwrap();
+    assert_eq!(store.list("/core/configmaps/ns/").unwrap().0.len(), 6);
+}
+
+/// Writes that never pause still bound the log: the write that finds it
+/// `FORCE_FACTOR` intervals long checkpoints itself.
+#[test]
+fn redb_writes_that_never_pause_checkpoint_themselves() {
+    let dir = TempDir::new("forced-checkpoint");
+    let store = RedbStore::open_with(&dir.db(), HISTORY_LIMIT, 3).unwrap();
+    let bound = 3 * super::redb_store::FORCE_FACTOR;
+    for i in 0..bound * 3 {
+        store.create(&format!("/core/configmaps/ns/c{i}"), obj("x")).unwrap();
+        assert!(store.logged_records() < bound, "after write {i}");
+    }
+}
+
 /// Set to a database path, makes `crash_child_writes_until_killed` write; unset, it does nothing.
 const CRASH_DB_ENV: &str = "CAPSTAN_STORE_CRASH_DB";
 
