@@ -450,15 +450,17 @@ fn redb_open_refuses_a_log_with_a_missing_record() {
     );
 }
 
+/// Creates ConfigMaps `c0`..`c{n-1}` in namespace `ns`.
+fn create_config_maps(store: &RedbStore, n: u64) {
+    for i in 0..n {
+        store.create(&format!("/core/configmaps/ns/c{i}"), obj("x")).unwrap();
+    }
+}
+
 #[test]
 fn redb_checkpoints_keep_every_write_across_reopens() {
     let dir = TempDir::new("checkpoint");
-    {
-        let store = RedbStore::open_with(&dir.db(), HISTORY_LIMIT, 3).unwrap();
-        for i in 0..10 {
-            store.create(&format!("/core/configmaps/ns/c{i}"), obj("x")).unwrap();
-        }
-    }
+    create_config_maps(&RedbStore::open_with(&dir.db(), HISTORY_LIMIT, 3).unwrap(), 10);
     let store = RedbStore::open_with(&dir.db(), HISTORY_LIMIT, 3).unwrap();
     let (items, rev) = store.list("/core/configmaps/ns/").unwrap();
     assert_eq!((items.len(), rev), (10, 10));
@@ -470,9 +472,7 @@ fn redb_checkpoints_keep_every_write_across_reopens() {
 fn redb_checkpoints_once_the_writes_pause() {
     let dir = TempDir::new("idle-checkpoint");
     let store = RedbStore::open_with(&dir.db(), HISTORY_LIMIT, 3).unwrap();
-    for i in 0..6 {
-        store.create(&format!("/core/configmaps/ns/c{i}"), obj("x")).unwrap();
-    }
+    create_config_maps(&store, 6);
     // A checkpoint inside the writes would have emptied the log at the sixth.
     assert!(store.logged_records() > 0);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
