@@ -99,6 +99,8 @@ pub struct OutgoingPolicy {
     pub pods: Arc<PodDirectory>,
     /// The cluster's Services.
     pub services: Arc<ServiceLink>,
+    /// Spreads the container's requests over a Service's endpoints (its instances share it).
+    pub next_endpoint: Arc<AtomicUsize>,
 }
 
 /// Where a request into the cluster goes.
@@ -164,6 +166,11 @@ impl OutgoingPolicy {
     /// in the cluster answers to it. The resolver is asked about other processes only once
     /// this process's directory has no such pod.
     fn cluster_target(&self, host: &str, port: u16) -> Option<Target> {
+        self.cluster_target_from(host, port, || self.next_endpoint.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// [`Self::cluster_target`], trying a Service's endpoints from the one `start` picks.
+    fn cluster_target_from(&self, host: &str, port: u16, start: impl FnOnce() -> usize) -> Option<Target> {
         if let Some(network) = self.pods.get(host) {
             return Some(Target::Local(network, port));
         }
@@ -182,7 +189,7 @@ impl OutgoingPolicy {
                 }
             });
         };
-        let start = NEXT_ENDPOINT.fetch_add(1, Ordering::Relaxed);
+        let start = start();
         (0..endpoints.len()).find_map(|i| {
             let (ip, target) = &endpoints[(start + i) % endpoints.len()];
             match self.pods.get(ip) {
@@ -219,9 +226,6 @@ fn send_out(request: http::Request<WasiBody>, options: Option<RequestOptions>) -
     })
 }
 
-/// Spreads guests' requests over a Service's endpoints.
-static NEXT_ENDPOINT: AtomicUsize = AtomicUsize::new(0);
-
 /// The `WasiHttpHooks` of one instance.
 pub struct OutgoingHttp {
     policy: OutgoingPolicy,
@@ -240,14 +244,25 @@ impl OutgoingHttp {
 
     /// The pod of this process a request to `host:port` goes to, and its port, when it
     /// goes to one that serves now (as [`WasiHttpHooks::send_request`] would send it).
+    /// Only a hop moves the Service endpoint counter on: a request that is not one goes on
+    /// to `send_request`, which picks from the same endpoint.
     pub fn hop_to(&self, host: &str, port: u16) -> Option<(PodNetwork, u16)> {
         match route(host, port, &self.policy.pod_ip, &self.policy.grants) {
             Route::Pod(port) => Some((self.policy.network.clone(), port)),
             Route::Host => None,
-            Route::Cluster => match self.policy.cluster_target(host, port)? {
-                Target::Local(network, port) => Some((network, port)),
-                Target::Remote(..) => None,
-            },
+            Route::Cluster => {
+                let next = &self.policy.next_endpoint;
+                match self
+                    .policy
+                    .cluster_target_from(host, port, || next.load(Ordering::Relaxed))?
+                {
+                    Target::Local(network, port) => {
+                        next.fetch_add(1, Ordering::Relaxed);
+                        Some((network, port))
+                    }
+                    Target::Remote(..) => None,
+                }
+            }
         }
     }
 }
@@ -398,6 +413,34 @@ mod tests {
             });
             assert_eq!(found.as_deref(), want, "{host}:{port}");
         }
+    }
+
+    /// Requests to a Service whose endpoints are all in other processes are not hops, and
+    /// asking whether one is a hop does not skip an endpoint: they still alternate.
+    #[test]
+    fn deciding_on_a_hop_keeps_the_spread_over_remote_endpoints() {
+        struct TwoRemote;
+        impl crate::services::ServiceResolver for TwoRemote {
+            fn endpoints(&self, host: &str, _port: u16, _namespace: &str) -> Option<Vec<(String, u16)>> {
+                (host == "web").then(|| vec![("10.100.0.2".into(), 8080), ("10.100.0.3".into(), 8080)])
+            }
+            fn remote(&self, ip: &str) -> bool {
+                ip.starts_with("10.100.")
+            }
+        }
+        let policy = OutgoingPolicy::default();
+        policy.services.set(Arc::new(TwoRemote));
+        let hooks = OutgoingHttp::new(policy.clone(), Hops::default());
+        let sent: Vec<String> = (0..4)
+            .map(|_| {
+                assert!(hooks.hop_to("web", 80).is_none());
+                match policy.cluster_target("web", 80) {
+                    Some(Target::Remote(ip, _)) => ip,
+                    _ => panic!("a remote endpoint"),
+                }
+            })
+            .collect();
+        assert_eq!(sent, ["10.100.0.2", "10.100.0.3", "10.100.0.2", "10.100.0.3"]);
     }
 
     #[test]

@@ -403,6 +403,7 @@ impl Worker {
                 namespace: self.pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
                 pods: Arc::clone(&self.rt.directory),
                 services: Arc::clone(&self.rt.services),
+                next_endpoint: Default::default(),
             },
         };
         let port = c
