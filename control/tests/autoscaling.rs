@@ -24,6 +24,16 @@ fn replicas(api: &Api) -> i64 {
     d["spec"]["replicas"].as_i64().unwrap_or(-1)
 }
 
+/// Waits for the HPA to scale `hello` above one replica, and checks it stays within `max`.
+async fn scaled_up_within(api: &Api, max: i64) {
+    let scaled_to = until("the HPA to scale the Deployment up", || {
+        let r = replicas(api);
+        (r > 1).then_some(r)
+    })
+    .await;
+    assert!(scaled_to <= max, "maxReplicas holds: {scaled_to}");
+}
+
 fn hpa(api: &Api) -> Value {
     api.get(
         find("autoscaling", "v2", "horizontalpodautoscalers").unwrap(),
@@ -142,12 +152,7 @@ async fn an_hpa_on_requests_per_second_scales_up_under_load_and_down_after() {
     // Load: a few clients in a loop, until told to stop.
     let load = Load::start(&client, 3);
 
-    let scaled_to = until("the HPA to scale the Deployment up", || {
-        let r = replicas(&api);
-        (r > 1).then_some(r)
-    })
-    .await;
-    assert!(scaled_to <= 3, "maxReplicas holds: {scaled_to}");
+    scaled_up_within(&api, 3).await;
     let status = until("the HPA to report the metric", || {
         let h = hpa(&api);
         h["status"]["currentMetrics"][0]["pods"]["current"]["averageValue"]
@@ -401,12 +406,7 @@ async fn an_hpa_on_a_services_requests_per_second_object_metric_scales_up_under_
     .unwrap();
     let client = client_once_answering(port, hello).await;
     let load = Load::start(&client, 3);
-    let scaled_to = until("the HPA to scale the Deployment up", || {
-        let r = replicas(&api);
-        (r > 1).then_some(r)
-    })
-    .await;
-    assert!(scaled_to <= 3, "maxReplicas holds: {scaled_to}");
+    scaled_up_within(&api, 3).await;
     let status = until("the HPA to report the object metric", || {
         let h = hpa(&api);
         let object = &h["status"]["currentMetrics"][0]["object"];
