@@ -17,6 +17,14 @@ use capstan_core::quantity;
 use common::{DEADLINE, free_node_port, start, until};
 use serde_json::{Value, json};
 
+/// A one-node cluster whose autoscaler syncs every second (not the default 15 s), and its API.
+async fn autoscaling_cluster(name: &str) -> (common::TestCluster, Arc<Api>) {
+    let cluster = start(name, NodeConfig::numbered(1)).await;
+    cluster.autoscaler.set_sync_period(Duration::from_secs(1));
+    let api = Arc::clone(&cluster.api);
+    (cluster, api)
+}
+
 fn replicas(api: &Api) -> i64 {
     let d = api
         .get(find("apps", "v1", "deployments").unwrap(), Some("default"), "hello")
@@ -127,9 +135,7 @@ fn events(api: &Api, reason: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hpa_on_requests_per_second_scales_up_under_load_and_down_after() {
-    let cluster = start("hpa-rps", NodeConfig::numbered(1)).await;
-    cluster.autoscaler.set_sync_period(Duration::from_secs(1));
-    let api = Arc::clone(&cluster.api);
+    let (cluster, api) = autoscaling_cluster("hpa-rps").await;
     let port = free_node_port();
     let opts = WriteOptions::default();
     create_hello(&api, json!({}), port);
@@ -236,9 +242,7 @@ fn scaling_active(api: &Api) -> Option<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hpa_with_min_replicas_zero_leaves_scaling_to_and_from_zero_to_the_activator() {
-    let cluster = start("hpa-zero", NodeConfig::numbered(1)).await;
-    cluster.autoscaler.set_sync_period(Duration::from_secs(1));
-    let api = Arc::clone(&cluster.api);
+    let (cluster, api) = autoscaling_cluster("hpa-zero").await;
     let port = free_node_port();
     let opts = WriteOptions::default();
     create_hello(&api, json!({"capstan.dev/scale-to-zero-grace-period": "2s"}), port);
@@ -312,9 +316,7 @@ async fn an_hpa_with_min_replicas_zero_leaves_scaling_to_and_from_zero_to_the_ac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_books_cpu_hpa_scales_the_random_generator_under_load() {
-    let cluster = start("hpa-cpu", NodeConfig::numbered(1)).await;
-    cluster.autoscaler.set_sync_period(Duration::from_secs(1));
-    let api = Arc::clone(&cluster.api);
+    let (cluster, api) = autoscaling_cluster("hpa-cpu").await;
     let opts = WriteOptions::default();
     // The example as it is (the Ingress aside: this cluster has no gateway)...
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -385,9 +387,7 @@ async fn the_books_cpu_hpa_scales_the_random_generator_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hpa_on_a_services_requests_per_second_object_metric_scales_up_under_load() {
-    let cluster = start("hpa-object", NodeConfig::numbered(1)).await;
-    cluster.autoscaler.set_sync_period(Duration::from_secs(1));
-    let api = Arc::clone(&cluster.api);
+    let (cluster, api) = autoscaling_cluster("hpa-object").await;
     let port = free_node_port();
     create_hello(&api, json!({}), port);
     // The Service's requests per second in all, 5 a second per replica.
